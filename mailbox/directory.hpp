@@ -1,0 +1,50 @@
+// The recipient directory: which domains are local and which addresses in them
+// exist (users and aliases). Addresses are compared case-insensitively, and
+// "user+tag@domain" is the same mailbox as "user@domain" (sub-addressing).
+// It answers questions; it does not deliver and does not read configuration.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "smtp/address.hpp"
+
+namespace mailbox {
+
+class directory {
+ public:
+  directory() = default;
+  directory(std::vector<std::string> domains, std::set<std::string> users,
+            std::map<std::string, std::vector<std::string>> aliases);
+
+  bool is_local_domain(std::string_view domain) const;
+  // True for a known user or alias in a local domain, after sub-address removal.
+  // A bare "postmaster" (RFC 5321 §4.1.1.3) means postmaster at the first local domain.
+  bool exists(const smtp::address& a) const;
+  // "user+tag@Domain" -> "user@domain".
+  static std::string canonical(const smtp::address& a);
+
+  const std::vector<std::string>& domains() const { return domains_; }
+  std::size_t user_count() const { return users_.size(); }
+
+ private:
+  std::vector<std::string> domains_;  // lower case
+  std::set<std::string> users_;       // canonical addresses
+  std::map<std::string, std::vector<std::string>> aliases_;
+};
+
+struct users_file_error {
+  std::size_t line = 0;  // 0: the file itself could not be read
+  std::string what;
+};
+
+// One address per line, optionally followed by ":password-hash"; a line
+// starting with '#' is a comment. Returns the canonical addresses, or the first error.
+std::variant<std::set<std::string>, users_file_error> load_users_file(const std::filesystem::path& path);
+
+}  // namespace mailbox

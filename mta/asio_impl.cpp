@@ -1,0 +1,3 @@
+// Boost.Asio is compiled once, here (BOOST_ASIO_SEPARATE_COMPILATION), rather
+// than in every translation unit that includes it.
+#include <boost/asio/impl/src.hpp>

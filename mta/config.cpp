@@ -1,0 +1,214 @@
+// TOML loading with toml++. Unknown keys are errors, not warnings: a typo in a
+// limit must not silently leave the default in force.
+#include "mta/config.hpp"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <set>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include "mta/network.hpp"
+#include "smtp/address.hpp"
+
+namespace mta {
+namespace {
+
+struct bad_config {
+  std::size_t line;
+  std::string what;
+};
+
+std::size_t line_of(const toml::node& n) { return n.source().begin.line; }
+
+void check_keys(const toml::table& t, std::string_view where, const std::set<std::string_view>& allowed) {
+  for (const auto& [k, v] : t) {
+    if (!allowed.count(k.str()))
+      throw bad_config{line_of(v), fmt::format("unknown key '{}{}'", where.empty() ? "" : std::string(where) + ".", k.str())};
+  }
+}
+
+const toml::table* sub_table(const toml::table& root, std::string_view name) {
+  const auto* n = root.get(name);
+  if (!n) return nullptr;
+  if (!n->is_table()) throw bad_config{line_of(*n), fmt::format("'{}' must be a table", name)};
+  return n->as_table();
+}
+
+std::string get_string(const toml::node& n, std::string_view key) {
+  if (!n.is_string()) throw bad_config{line_of(n), fmt::format("'{}' must be a string", key)};
+  return n.as_string()->get();
+}
+
+std::uint64_t get_count(const toml::node& n, std::string_view key) {
+  if (!n.is_integer() || n.as_integer()->get() < 0)
+    throw bad_config{line_of(n), fmt::format("'{}' must be a non-negative integer", key)};
+  return static_cast<std::uint64_t>(n.as_integer()->get());
+}
+
+std::vector<std::string> get_strings(const toml::node& n, std::string_view key) {
+  if (!n.is_array()) throw bad_config{line_of(n), fmt::format("'{}' must be an array of strings", key)};
+  std::vector<std::string> out;
+  for (const auto& e : *n.as_array()) out.push_back(get_string(e, key));
+  return out;
+}
+
+std::chrono::seconds get_duration(const toml::node& n, std::string_view key) {
+  const auto s = get_string(n, key);
+  const auto d = parse_duration(s);
+  if (!d || d->count() == 0)
+    throw bad_config{line_of(n), fmt::format("'{}' must be a duration such as \"30s\", \"5m\", \"1h\"", key)};
+  return *d;
+}
+
+std::vector<endpoint> get_endpoints(const toml::node& n, std::string_view key) {
+  std::vector<endpoint> out;
+  for (const auto& s : get_strings(n, key)) {
+    const auto e = parse_endpoint(s);
+    if (!e) throw bad_config{line_of(n), fmt::format("'{}': \"{}\" is not address:port (e.g. \"127.0.0.1:25\", \"[::]:25\")", key, s)};
+    out.push_back(*e);
+  }
+  return out;
+}
+
+std::vector<endpoint> listen_section(const toml::table& root, std::string_view name, std::vector<endpoint> dflt) {
+  const auto* t = sub_table(root, name);
+  if (!t) return dflt;
+  check_keys(*t, name, {"listen"});
+  if (const auto* n = t->get("listen")) return get_endpoints(*n, std::string(name) + ".listen");
+  return dflt;
+}
+
+config from_table(const toml::table& root) {
+  config c;
+  check_keys(root, "", {"hostname", "data_dir", "threads", "smtp", "submission", "submissions", "limits", "local", "relay"});
+  if (const auto* n = root.get("hostname")) {
+    c.hostname = get_string(*n, "hostname");
+    if (!smtp::is_valid_domain(c.hostname) || c.hostname.front() == '[')
+      throw bad_config{line_of(*n), fmt::format("'hostname': \"{}\" is not a valid host name", c.hostname)};
+  }
+  if (const auto* n = root.get("data_dir")) c.data_dir = get_string(*n, "data_dir");
+  if (const auto* n = root.get("threads")) c.threads = static_cast<unsigned>(get_count(*n, "threads"));
+  c.smtp_listen = listen_section(root, "smtp", c.smtp_listen);
+  c.submission_listen = listen_section(root, "submission", c.submission_listen);
+  c.submissions_listen = listen_section(root, "submissions", c.submissions_listen);
+
+  if (const auto* t = sub_table(root, "limits")) {
+    check_keys(*t, "limits", {"max_message_size", "max_recipients", "max_connections", "max_connections_per_ip",
+                              "max_errors", "command_timeout", "data_timeout"});
+    auto& l = c.limits;
+    if (const auto* n = t->get("max_message_size")) l.max_message_size = get_count(*n, "max_message_size");
+    if (const auto* n = t->get("max_recipients")) l.max_recipients = get_count(*n, "max_recipients");
+    if (const auto* n = t->get("max_connections")) l.max_connections = get_count(*n, "max_connections");
+    if (const auto* n = t->get("max_connections_per_ip")) l.max_connections_per_ip = get_count(*n, "max_connections_per_ip");
+    if (const auto* n = t->get("max_errors")) l.max_errors = get_count(*n, "max_errors");
+    if (const auto* n = t->get("command_timeout")) l.command_timeout = get_duration(*n, "command_timeout");
+    if (const auto* n = t->get("data_timeout")) l.data_timeout = get_duration(*n, "data_timeout");
+    for (const auto* key : {"max_recipients", "max_connections", "max_connections_per_ip", "max_errors"})
+      if (const auto* n = t->get(key); n && n->as_integer()->get() == 0)
+        throw bad_config{line_of(*n), fmt::format("'limits.{}' must be at least 1", key)};
+  }
+
+  if (const auto* t = sub_table(root, "local")) {
+    check_keys(*t, "local", {"domains", "mailbox_root", "users_file", "aliases"});
+    if (const auto* n = t->get("domains")) {
+      c.local.domains = get_strings(*n, "local.domains");
+      for (const auto& d : c.local.domains)
+        if (!smtp::is_valid_domain(d) || d.front() == '[')
+          throw bad_config{line_of(*n), fmt::format("'local.domains': \"{}\" is not a valid domain", d)};
+    }
+    if (const auto* n = t->get("mailbox_root")) c.local.mailbox_root = get_string(*n, "local.mailbox_root");
+    if (const auto* n = t->get("users_file")) c.local.users_file = get_string(*n, "local.users_file");
+    if (const auto* a = t->get("aliases")) {
+      if (!a->is_table()) throw bad_config{line_of(*a), "'local.aliases' must be a table"};
+      c.local.aliases.clear();
+      for (const auto& [k, v] : *a->as_table()) {
+        if (!smtp::parse_mailbox(k.str()))
+          throw bad_config{line_of(v), fmt::format("alias \"{}\" is not a valid address", k.str())};
+        auto targets = get_strings(v, "local.aliases");
+        for (const auto& target : targets)
+          if (!smtp::parse_mailbox(target))
+            throw bad_config{line_of(v), fmt::format("alias target \"{}\" is not a valid address", target)};
+        c.local.aliases[std::string(k.str())] = std::move(targets);
+      }
+    }
+  }
+
+  if (const auto* t = sub_table(root, "relay")) {
+    check_keys(*t, "relay", {"networks"});
+    if (const auto* n = t->get("networks")) {
+      c.relay_networks = get_strings(*n, "relay.networks");
+      for (const auto& net : c.relay_networks)
+        if (!parse_cidr(net))
+          throw bad_config{line_of(*n), fmt::format("'relay.networks': \"{}\" is not a network (e.g. \"192.0.2.0/24\")", net)};
+    }
+  }
+  return c;
+}
+
+}  // namespace
+
+std::string endpoint::str() const {
+  return host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port) : fmt::format("{}:{}", host, port);
+}
+
+std::string config_error::str() const {
+  return line ? fmt::format("{}:{}: {}", file, line, what) : fmt::format("{}: {}", file, what);
+}
+
+std::optional<std::chrono::seconds> parse_duration(std::string_view s) {
+  if (s.size() < 2) return std::nullopt;
+  std::int64_t n = 0;
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size() - 1, n);
+  if (ec != std::errc{} || p != s.data() + s.size() - 1 || n < 0 || n > 100 * 365 * 86400LL) return std::nullopt;
+  switch (s.back()) {
+    case 's': return std::chrono::seconds(n);
+    case 'm': return std::chrono::seconds(n * 60);
+    case 'h': return std::chrono::seconds(n * 3600);
+    case 'd': return std::chrono::seconds(n * 86400);
+    default: return std::nullopt;
+  }
+}
+
+std::optional<endpoint> parse_endpoint(std::string_view s) {
+  std::string host;
+  std::string_view port;
+  if (!s.empty() && s.front() == '[') {
+    const auto close = s.find("]:");
+    if (close == std::string_view::npos) return std::nullopt;
+    host = std::string(s.substr(1, close - 1));
+    port = s.substr(close + 2);
+    unsigned char buf[16];
+    if (inet_pton(AF_INET6, host.c_str(), buf) != 1) return std::nullopt;
+  } else {
+    const auto colon = s.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = std::string(s.substr(0, colon));
+    port = s.substr(colon + 1);
+    unsigned char buf[4];
+    if (inet_pton(AF_INET, host.c_str(), buf) != 1) return std::nullopt;
+  }
+  unsigned p = 0;
+  const auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (ec != std::errc{} || ptr != port.data() + port.size() || p > 65535 || port.empty()) return std::nullopt;
+  return endpoint{host, static_cast<std::uint16_t>(p)};
+}
+
+std::variant<config, config_error> load_config(const std::filesystem::path& path) {
+  const std::string file = path.string();
+  if (!std::filesystem::exists(path)) return config_error{file, 0, "no such file"};
+  try {
+    auto root = toml::parse_file(file);
+    auto c = from_table(root);
+    c.source = file;
+    return c;
+  } catch (const toml::parse_error& e) {
+    return config_error{file, e.source().begin.line, std::string(e.description())};
+  } catch (const bad_config& e) {
+    return config_error{file, e.line, e.what};
+  }
+}
+
+}  // namespace mta

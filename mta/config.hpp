@@ -1,0 +1,69 @@
+// Tern's configuration: one TOML file, or the built-in development default
+// (identical to etc/tern.toml, which a test checks). Loading validates
+// everything up front so that a bad file stops start-up with the file, the
+// line and what is wrong, instead of failing later at run time.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace mta {
+
+struct endpoint {
+  std::string host;  // numeric address: "127.0.0.1", "::"
+  std::uint16_t port = 0;
+  std::string str() const;  // "127.0.0.1:2525", "[::1]:2525"
+};
+
+struct limits_config {
+  std::uint64_t max_message_size = 36700160;
+  std::uint64_t max_recipients = 100;
+  std::uint64_t max_connections = 2000;
+  std::uint64_t max_connections_per_ip = 50;
+  std::uint64_t max_errors = 20;
+  std::chrono::seconds command_timeout{300};  // RFC 5321 §4.5.3.2.7: at least 5 minutes
+  std::chrono::seconds data_timeout{600};     // RFC 5321 §4.5.3.2.6: 10 minutes for the end of data
+};
+
+struct local_config {
+  std::vector<std::string> domains{"example.test"};
+  std::filesystem::path mailbox_root = "./var/mail";
+  std::filesystem::path users_file = "etc/users";
+  std::map<std::string, std::vector<std::string>> aliases{{"postmaster@example.test", {"alice@example.test"}}};
+};
+
+struct config {
+  std::string source = "built-in development default";
+  std::string hostname = "mx.example.test";
+  std::filesystem::path data_dir = "./var";
+  unsigned threads = 0;  // 0: one per core
+  std::vector<endpoint> smtp_listen{{"127.0.0.1", 2525}};
+  std::vector<endpoint> submission_listen{{"127.0.0.1", 2587}};
+  std::vector<endpoint> submissions_listen;
+  limits_config limits;
+  local_config local;
+  std::vector<std::string> relay_networks{"127.0.0.0/8"};
+
+  std::filesystem::path queue_path() const { return data_dir / "queue.db"; }
+};
+
+struct config_error {
+  std::string file;
+  std::size_t line = 0;  // 0 when the error is not tied to a line
+  std::string what;
+  std::string str() const;  // "file:line: what"
+};
+
+std::variant<config, config_error> load_config(const std::filesystem::path& path);
+
+// Parses "5m", "30s", "2h", "5d".
+std::optional<std::chrono::seconds> parse_duration(std::string_view s);
+std::optional<endpoint> parse_endpoint(std::string_view s);
+
+}  // namespace mta

@@ -1,0 +1,114 @@
+// The `tern` binary: flags and wiring only.
+//   tern serve [--config FILE]         run the MTA
+//   tern check-config [--config FILE]  validate a configuration and exit
+//   tern queue CMD ... [--config FILE] inspect and manage the queue
+// Without --config every subcommand uses the built-in development default,
+// so the CLI finds the same queue as a server started the same way.
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "mailbox/directory.hpp"
+#include "mta/config.hpp"
+#include "mta/maillog.hpp"
+#include "mta/queue_cli.hpp"
+#include "mta/relay_policy.hpp"
+#include "mta/server.hpp"
+#include "queue/writer.hpp"
+
+namespace {
+
+int usage() {
+  fmt::print(stderr,
+             "usage: tern serve [--config FILE]\n"
+             "       tern check-config [--config FILE]\n"
+             "       tern queue list|show|delete|hold|release|retry|stats ... [--config FILE]\n");
+  return 2;
+}
+
+struct loaded {
+  mta::config cfg;
+  mailbox::directory dir;
+  std::vector<mta::cidr> networks;
+};
+
+// Everything that can be wrong with a configuration is found here, before
+// anything listens or writes.
+std::optional<loaded> load(const std::optional<std::string>& path) {
+  loaded l;
+  if (path) {
+    auto r = mta::load_config(*path);
+    if (auto* err = std::get_if<mta::config_error>(&r)) {
+      fmt::print(stderr, "tern: {}\n", err->str());
+      return std::nullopt;
+    }
+    l.cfg = std::get<mta::config>(std::move(r));
+  }
+  auto users = mailbox::load_users_file(l.cfg.local.users_file);
+  if (auto* err = std::get_if<mailbox::users_file_error>(&users)) {
+    if (err->line)
+      fmt::print(stderr, "tern: {}:{}: {}\n", l.cfg.local.users_file.string(), err->line, err->what);
+    else
+      fmt::print(stderr, "tern: {}: {} (local.users_file in {})\n", l.cfg.local.users_file.string(), err->what, l.cfg.source);
+    return std::nullopt;
+  }
+  l.dir = mailbox::directory(l.cfg.local.domains, std::get<std::set<std::string>>(std::move(users)), l.cfg.local.aliases);
+  for (const auto& n : l.cfg.relay_networks) l.networks.push_back(*mta::parse_cidr(n));
+  return l;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args;
+  std::optional<std::string> config_path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--config" || a == "-c") {
+      if (i + 1 >= argc) return usage();
+      config_path = argv[++i];
+    } else if (a.starts_with("--config=")) {
+      config_path = a.substr(9);
+    } else {
+      args.push_back(a);
+    }
+  }
+  if (args.empty()) return usage();
+  const std::string cmd = args.front();
+  args.erase(args.begin());
+
+  if (cmd == "--version" || cmd == "version") {
+    fmt::print("tern 0.1.0\n");
+    return 0;
+  }
+  auto l = load(config_path);
+  if (!l) return 1;
+
+  if (cmd == "check-config" && args.empty()) {
+    fmt::print("{}: ok ({} local domains, {} users, {} aliases, {} relay networks)\n", l->cfg.source,
+               l->cfg.local.domains.size(), l->dir.user_count(), l->cfg.local.aliases.size(), l->networks.size());
+    return 0;
+  }
+  if (cmd == "queue") return mta::queue_command(l->cfg, args);
+  if (cmd == "serve" && args.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(l->cfg.data_dir, ec);
+    if (ec) {
+      fmt::print(stderr, "tern: cannot create data_dir {}: {}\n", l->cfg.data_dir.string(), ec.message());
+      return 1;
+    }
+    try {
+      queue::writer writer(l->cfg.queue_path());
+      mta::relay_policy policy(l->dir, l->networks);
+      return mta::run_server(l->cfg, policy, writer);
+    } catch (const queue::db_error& e) {
+      fmt::print(stderr, "tern: {}\n", e.what());
+      return 1;
+    }
+  }
+  return usage();
+}

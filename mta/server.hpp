@@ -1,0 +1,14 @@
+// `tern serve`: listeners, the io_context threads, and graceful shutdown.
+#pragma once
+
+#include "mta/config.hpp"
+#include "mta/relay_policy.hpp"
+#include "queue/writer.hpp"
+
+namespace mta {
+
+// Serves until SIGINT or SIGTERM, then stops accepting, tells every session
+// to finish (421), waits a bounded time and returns. Returns an exit code.
+int run_server(const config& cfg, const relay_policy& policy, queue::writer& writer);
+
+}  // namespace mta

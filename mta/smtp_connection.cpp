@@ -1,0 +1,187 @@
+// The socket side of an SMTP session: every read and write has a deadline
+// (RFC 5321 §4.5.3.2), the read buffer starts small and grows only for bulk
+// data (idle connections must stay cheap), and the 250 to a message is sent
+// only after the queue writer reports it committed.
+#include "mta/smtp_connection.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <memory>
+
+#include "mta/maillog.hpp"
+
+namespace mta {
+namespace net = boost::asio;
+namespace {
+
+constexpr std::size_t initial_buffer = 1024;
+constexpr std::size_t max_buffer = 64 * 1024;
+
+// The socket and its deadline timer, shared with the timer's handler so that a
+// handler that fires late never touches a destroyed socket.
+struct connection : std::enable_shared_from_this<connection> {
+  explicit connection(tcp_socket s) : sock(std::move(s)), timer(sock.get_executor()) {}
+
+  void arm(std::chrono::steady_clock::duration d) {
+    timed_out = false;
+    timer.expires_after(d);
+    timer.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+      auto self = weak.lock();
+      if (!ec && self) {
+        self->timed_out = true;
+        self->sock.cancel();
+      }
+    });
+  }
+  void disarm() { timer.cancel(); }
+
+  tcp_socket sock;
+  net::steady_timer timer;
+  bool timed_out = false;
+};
+
+struct store_outcome {
+  queue::store_result result;
+  std::string detail;
+};
+
+// Hands the message to the group-commit writer and resumes the coroutine on its
+// own executor once the commit has returned.
+net::awaitable<store_outcome> store(queue::writer& w, queue::new_message m) {
+  auto ex = co_await net::this_coro::executor;
+  co_return co_await net::async_initiate<decltype(net::use_awaitable), void(store_outcome)>(
+      [&w, ex](auto handler, queue::new_message msg) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        // The work guard keeps io_context::run() from returning while a commit is pending.
+        auto guard = std::make_shared<net::executor_work_guard<decltype(ex)>>(ex);
+        w.submit(std::move(msg), [h, guard, ex](queue::store_result r, const std::string& detail) {
+          net::post(ex, [h, guard, r, detail]() mutable { std::move (*h)(store_outcome{r, detail}); });
+        });
+      },
+      net::use_awaitable, std::move(m));
+}
+
+queue::new_message to_queue(smtp::session& s) {
+  auto& t = s.txn();
+  queue::new_message m;
+  m.id = t.id;
+  m.received_at = std::time(nullptr);
+  m.sender = t.sender.str();
+  m.client_ip = s.client_ip();
+  m.helo = s.helo();
+  m.body_type = std::string(smtp::to_string(t.params.body));
+  m.smtputf8 = t.params.smtputf8;
+  m.ret = t.params.ret;
+  m.envid = t.params.envid;
+  for (const auto& r : t.rcpts) m.rcpts.push_back({r.addr.str(), r.params.notify, r.params.orcpt});
+  m.data = std::move(t.message);
+  return m;
+}
+
+net::awaitable<bool> write_all(connection& c, const std::string& out, std::chrono::seconds timeout) {
+  c.arm(timeout);
+  auto [ec, n] = co_await net::async_write(c.sock, net::buffer(out), net::as_tuple(net::use_awaitable));
+  c.disarm();
+  co_return !ec;
+}
+
+}  // namespace
+
+net::awaitable<void> refuse_smtp(tcp_socket sock, std::string reply_line) {
+  auto c = std::make_shared<connection>(std::move(sock));
+  co_await write_all(*c, reply_line, std::chrono::seconds(10));
+  boost::system::error_code ec;
+  c->sock.shutdown(tcp_socket::shutdown_both, ec);
+  c->sock.close(ec);
+}
+
+net::awaitable<void> serve_smtp(tcp_socket sock, server_context& ctx, std::string ip) {
+  auto c = std::make_shared<connection>(std::move(sock));
+  const auto stopper = ctx.connections.on_stop([c] { net::post(c->sock.get_executor(), [c] { c->sock.cancel(); }); });
+  struct leave_guard {
+    server_context& ctx;
+    const std::string& ip;
+    std::uint64_t id;
+    ~leave_guard() { ctx.connections.leave(ip, id); }
+  } guard{ctx, ip, stopper};
+
+  const auto client = parse_ip(ip);
+  smtp::session_hooks hooks;
+  hooks.check_rcpt = [&](const smtp::address& a) { return ctx.policy.check_rcpt(*client, false, a); };
+  hooks.next_id = [&] { return ctx.ids.next(); };
+  hooks.now = [] { return std::time(nullptr); };
+  hooks.log = [](std::string_view line) { maillog::write(line); };
+  smtp::session s(ctx.session_cfg, ip, std::move(hooks));
+  maillog::info("connect from [{}]", ip);
+
+  boost::system::error_code ec;
+  c->sock.set_option(net::ip::tcp::no_delay(true), ec);
+
+  std::string buf(initial_buffer, '\0');
+  std::size_t len = 0;
+  s.start();
+  while (true) {
+    const std::size_t used = len ? s.consume(std::string_view(buf.data(), len)) : 0;
+    if (used) {
+      std::memmove(buf.data(), buf.data() + used, len - used);
+      len -= used;
+    }
+    if (!s.output().empty()) {
+      const auto out = s.take_output();
+      if (!co_await write_all(*c, out, ctx.cfg.limits.command_timeout)) break;
+    }
+    if (s.next() == smtp::action::close) break;
+    if (s.next() == smtp::action::enqueue) {
+      auto msg = to_queue(s);
+      const auto nrcpt = msg.rcpts.size();
+      const auto size = msg.data.size();
+      const auto id = msg.id;
+      const auto from = msg.sender;
+      const auto outcome = co_await store(ctx.writer, std::move(msg));
+      if (outcome.result == queue::store_result::ok) {
+        maillog::info("{}: from=<{}>, size={}, nrcpt={} (queue active)", id, from, size, nrcpt);
+        s.enqueued();
+      } else if (outcome.result == queue::store_result::disk_full) {
+        maillog::info("{}: warning: queue file write error: {}", id, outcome.detail);
+        s.enqueue_failed(smtp::make_reply(452, "4.3.1", "Insufficient system storage"));
+      } else {
+        maillog::info("{}: warning: queue file write error: {}", id, outcome.detail);
+        s.enqueue_failed(smtp::make_reply(451, "4.3.0", "Error: queue file write error"));
+      }
+      continue;
+    }
+    if (used && len) continue;  // more complete input may be waiting behind the output cap
+    if (ctx.stopping) {
+      s.shutting_down();
+      continue;
+    }
+    if (len == buf.size() && buf.size() < max_buffer) buf.resize(buf.size() * 2);
+    c->arm(s.in_data() ? ctx.cfg.limits.data_timeout : ctx.cfg.limits.command_timeout);
+    auto [rec, n] = co_await c->sock.async_read_some(net::buffer(buf.data() + len, buf.size() - len),
+                                                      net::as_tuple(net::use_awaitable));
+    c->disarm();
+    if (rec) {
+      if (c->timed_out) {
+        maillog::info("timeout after {} from [{}]", s.in_data() ? "DATA" : "command", ip);
+        s.timed_out();
+        continue;
+      }
+      if (rec == net::error::operation_aborted && ctx.stopping) continue;
+      break;  // the client went away
+    }
+    len += n;
+    // Data arrives fast in bulk: grow the buffer so that big messages take fewer reads.
+    if (len == buf.size() && buf.size() < max_buffer) buf.resize(buf.size() * 2);
+  }
+  c->sock.shutdown(tcp_socket::shutdown_both, ec);
+  c->sock.close(ec);
+  maillog::info("disconnect from [{}]", ip);
+}
+
+}  // namespace mta

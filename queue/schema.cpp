@@ -1,0 +1,72 @@
+// The queue schema and its migrations. PRAGMA user_version holds the number of
+// migrations applied; each runs in its own transaction, so a crash mid-way
+// leaves the database at a whole version. Append new migrations, never edit one.
+#include <array>
+
+#include <fmt/format.h>
+
+#include "queue/database.hpp"
+
+namespace queue {
+namespace {
+
+// One row per message (stored once), one per recipient (scheduled on its own),
+// as OpenSMTPD separates the message from its envelopes.
+constexpr std::array migrations{
+    R"sql(
+CREATE TABLE messages (
+  id          TEXT PRIMARY KEY,
+  received_at INTEGER NOT NULL,          -- unix seconds
+  sender      TEXT NOT NULL,             -- '' for the null reverse path
+  client_ip   TEXT NOT NULL,
+  helo        TEXT NOT NULL,
+  size        INTEGER NOT NULL,          -- octets of data
+  body_type   TEXT NOT NULL DEFAULT '',  -- MAIL BODY=, '' when not given
+  smtputf8    INTEGER NOT NULL DEFAULT 0,
+  dsn_ret     TEXT NOT NULL DEFAULT '',
+  dsn_envid   TEXT NOT NULL DEFAULT '',
+  held        INTEGER NOT NULL DEFAULT 0,
+  data        BLOB NOT NULL              -- last, so listing never reads its overflow pages
+);
+CREATE TABLE recipients (
+  message_id   TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+  idx          INTEGER NOT NULL,
+  address      TEXT NOT NULL,
+  status       TEXT NOT NULL DEFAULT 'queued',  -- queued | deferred | delivered | failed
+  attempts     INTEGER NOT NULL DEFAULT 0,
+  next_attempt INTEGER NOT NULL,
+  last_attempt INTEGER NOT NULL DEFAULT 0,
+  last_reply   TEXT NOT NULL DEFAULT '',
+  dsn_notify   TEXT NOT NULL DEFAULT '',
+  dsn_orcpt    TEXT NOT NULL DEFAULT '',
+  lease_until  INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (message_id, idx)
+);
+CREATE INDEX recipients_due ON recipients(status, next_attempt);
+)sql",
+};
+
+int user_version(database& db) {
+  statement st(db, "PRAGMA user_version");
+  st.step();
+  return static_cast<int>(st.column_int(0));
+}
+
+}  // namespace
+
+void migrate(database& db) {
+  const int have = user_version(db);
+  if (have > static_cast<int>(migrations.size()))
+    throw db_error(SQLITE_ERROR, fmt::format("queue schema version {} is newer than this tern ({})", have,
+                                             migrations.size()));
+  for (int v = have; v < static_cast<int>(migrations.size()); ++v) {
+    transaction_guard tx(db);
+    // Another process may have migrated between our check and our lock.
+    if (user_version(db) > v) continue;
+    db.exec(migrations[static_cast<std::size_t>(v)]);
+    db.exec(fmt::format("PRAGMA user_version={}", v + 1).c_str());
+    tx.commit();
+  }
+}
+
+}  // namespace queue
