@@ -1,0 +1,63 @@
+// The recipient directory: local domains, users, aliases, sub-addressing and
+// the users file format.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include <unistd.h>
+
+#include "mailbox/directory.hpp"
+
+namespace {
+
+smtp::address addr(const char* s) { return *smtp::parse_mailbox(s); }
+
+mailbox::directory sample() {
+  return mailbox::directory({"Example.TEST", "other.test"}, {"alice@example.test", "bob@other.test"},
+                            {{"Postmaster@Example.test", {"alice@example.test"}}});
+}
+
+}  // namespace
+
+TEST_CASE("who exists") {
+  const auto d = sample();
+  struct row {
+    const char* address;
+    bool exists;
+  };
+  const row rows[] = {
+      {"alice@example.test", true},   {"ALICE@EXAMPLE.TEST", true},  {"alice+news@example.test", true},
+      {"bob@other.test", true},       {"bob@example.test", false},    {"postmaster@example.test", true},
+      {"carol@example.test", false},  {"alice@remote.test", false},   {"+alice@example.test", false},
+  };
+  for (const auto& r : rows) {
+    INFO(r.address);
+    CHECK(d.exists(addr(r.address)) == r.exists);
+  }
+  CHECK(d.exists(smtp::address{"postmaster", ""}));  // bare <postmaster> means the first local domain
+  CHECK(d.is_local_domain("EXAMPLE.test"));
+  CHECK_FALSE(d.is_local_domain("remote.test"));
+}
+
+TEST_CASE("the users file") {
+  const auto path = std::filesystem::temp_directory_path() / ("tern-users-" + std::to_string(::getpid()));
+  {
+    std::ofstream f(path);
+    f << "# comment\n\nalice@example.test\n  Bob@Example.test:{SHA512-CRYPT}$6$salt$hash  \nx#y@example.test\n";
+  }
+  auto r = mailbox::load_users_file(path);
+  REQUIRE(std::holds_alternative<std::set<std::string>>(r));
+  CHECK(std::get<std::set<std::string>>(r) ==
+        std::set<std::string>{"alice@example.test", "bob@example.test", "x#y@example.test"});
+  {
+    std::ofstream f(path);
+    f << "alice@example.test\nnot an address\n";
+  }
+  r = mailbox::load_users_file(path);
+  REQUIRE(std::holds_alternative<mailbox::users_file_error>(r));
+  CHECK(std::get<mailbox::users_file_error>(r).line == 2);
+  std::filesystem::remove(path);
+  r = mailbox::load_users_file(path);
+  REQUIRE(std::holds_alternative<mailbox::users_file_error>(r));
+  CHECK(std::get<mailbox::users_file_error>(r).line == 0);
+}
