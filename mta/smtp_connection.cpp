@@ -13,6 +13,7 @@
 #include <boost/asio/write.hpp>
 
 #include <memory>
+#include <utility>
 
 #include "mta/maillog.hpp"
 
@@ -104,11 +105,18 @@ net::awaitable<void> refuse_smtp(tcp_socket sock, std::string reply_line) {
 net::awaitable<void> serve_smtp(tcp_socket sock, server_context& ctx, std::string ip) {
   auto c = std::make_shared<connection>(std::move(sock));
   const auto stopper = ctx.connections.on_stop([c] { net::post(c->sock.get_executor(), [c] { c->sock.cancel(); }); });
+  // Leaves the connection table once: before the last reply is written, so a
+  // client that reconnects as soon as it reads "221" is not refused because
+  // its old connection still counts.
   struct leave_guard {
     server_context& ctx;
     const std::string& ip;
     std::uint64_t id;
-    ~leave_guard() { ctx.connections.leave(ip, id); }
+    bool left = false;
+    void leave() {
+      if (!std::exchange(left, true)) ctx.connections.leave(ip, id);
+    }
+    ~leave_guard() { leave(); }
   } guard{ctx, ip, stopper};
 
   const auto client = parse_ip(ip);
@@ -132,6 +140,7 @@ net::awaitable<void> serve_smtp(tcp_socket sock, server_context& ctx, std::strin
       std::memmove(buf.data(), buf.data() + used, len - used);
       len -= used;
     }
+    if (s.next() == smtp::action::close) guard.leave();
     if (!s.output().empty()) {
       const auto out = s.take_output();
       if (!co_await write_all(*c, out, ctx.cfg.limits.command_timeout)) break;

@@ -18,10 +18,17 @@ database::database(const std::filesystem::path& path, open_mode mode) {
   sqlite3_extended_result_codes(db_, 0);
   // Another connection (the CLI, a delivery worker) may hold the write lock briefly.
   sqlite3_busy_timeout(db_, 10000);
-  exec("PRAGMA journal_mode=WAL");
-  exec("PRAGMA synchronous=FULL");
-  exec("PRAGMA foreign_keys=ON");
-  migrate(*this);
+  try {
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=FULL");
+    exec("PRAGMA foreign_keys=ON");
+    migrate(*this);
+  } catch (...) {
+    // The destructor does not run for an object whose constructor threw.
+    sqlite3_close_v2(db_);
+    db_ = nullptr;
+    throw;
+  }
 }
 
 database::~database() {
