@@ -64,10 +64,12 @@ std::chrono::seconds get_duration(const toml::node& n, std::string_view key) {
 }
 
 std::vector<endpoint> get_endpoints(const toml::node& n, std::string_view key) {
+  get_strings(n, key);  // type check
   std::vector<endpoint> out;
-  for (const auto& s : get_strings(n, key)) {
+  for (const auto& elem : *n.as_array()) {  // each entry reported at its own line
+    const auto& s = elem.as_string()->get();
     const auto e = parse_endpoint(s);
-    if (!e) throw bad_config{line_of(n), fmt::format("'{}': \"{}\" is not address:port (e.g. \"127.0.0.1:25\", \"[::]:25\")", key, s)};
+    if (!e) throw bad_config{line_of(elem), fmt::format("'{}': \"{}\" is not address:port (e.g. \"127.0.0.1:25\", \"[::]:25\")", key, s)};
     out.push_back(*e);
   }
   return out;
@@ -140,9 +142,10 @@ config from_table(const toml::table& root) {
     check_keys(*t, "relay", {"networks"});
     if (const auto* n = t->get("networks")) {
       c.relay_networks = get_strings(*n, "relay.networks");
-      for (const auto& net : c.relay_networks)
-        if (!parse_cidr(net))
-          throw bad_config{line_of(*n), fmt::format("'relay.networks': \"{}\" is not a network (e.g. \"192.0.2.0/24\")", net)};
+      for (const auto& elem : *n->as_array())
+        if (!parse_cidr(elem.as_string()->get()))
+          throw bad_config{line_of(elem), fmt::format("'relay.networks': \"{}\" is not a network (e.g. \"192.0.2.0/24\")",
+                                                      elem.as_string()->get())};
     }
   }
   return c;

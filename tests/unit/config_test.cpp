@@ -80,6 +80,8 @@ TEST_CASE("bad files name the line and the problem") {
       {"[local]\ndomains = [\"bad domain\"]\n", 2, "not a valid domain"},
       {"[local.aliases]\n\"not-an-address\" = [\"a@b.c\"]\n", 2, "is not a valid address"},
       {"smtp = 1\n", 1, "'smtp' must be a table"},
+      {"[smtp]\nlisten = [\n  \"127.0.0.1:25\",\n  \"nope:25\",\n]\n", 4, "is not address:port"},
+      {"[relay]\nnetworks = [\n  \"127.0.0.0/8\",\n  \"x\",\n]\n", 4, "is not a network"},
       {"hostname = \"unterminated\n", 1, ""},
   };
   for (const auto& r : rows) {
