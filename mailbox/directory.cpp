@@ -2,13 +2,15 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 
 namespace mailbox {
 
 directory::directory(std::vector<std::string> domains, std::set<std::string> users,
-                     std::map<std::string, std::vector<std::string>> aliases)
+                     std::map<std::string, std::vector<std::string>> aliases, std::map<std::string, std::string> catch_all)
     : users_(std::move(users)) {
   for (auto& d : domains) domains_.push_back(smtp::lower(d));
+  for (auto& [d, target] : catch_all) catch_all_[smtp::lower(d)] = target;
   for (auto& [k, v] : aliases) {
     auto key = smtp::parse_mailbox(k);
     aliases_[key ? canonical(*key) : smtp::lower(k)] = std::move(v);
@@ -36,7 +38,65 @@ bool directory::exists(const smtp::address& a) const {
   }
   if (!is_local_domain(full.domain)) return false;
   const auto key = canonical(full);
-  return users_.count(key) > 0 || aliases_.count(key) > 0;
+  return users_.count(key) > 0 || aliases_.count(key) > 0 || catch_all_.count(smtp::lower(full.domain)) > 0;
+}
+
+namespace {
+
+// Aliases nest at most this deep; deeper is treated as a loop (Postfix stops at 100).
+constexpr int max_alias_depth = 20;
+
+}  // namespace
+
+directory::expansion directory::expand(const smtp::address& a) const {
+  expansion out;
+  std::set<std::string> seen_local, seen_remote;
+  std::vector<std::string> path;
+  // Returns false to stop (error recorded in `out`).
+  std::function<bool(const smtp::address&, int)> visit = [&](const smtp::address& addr, int depth) -> bool {
+    smtp::address full = addr;
+    if (full.domain.empty() && !domains_.empty()) full.domain = domains_.front();
+    if (!is_local_domain(full.domain)) {
+      const auto s = full.str();
+      if (seen_remote.insert(smtp::lower(s)).second) out.remote.push_back(s);
+      return true;
+    }
+    const auto key = canonical(full);
+    if (std::find(path.begin(), path.end(), key) != path.end() || depth > max_alias_depth) {
+      out.error = expansion::problem::loop;
+      out.detail = "alias loop at " + key;
+      return false;
+    }
+    if (auto it = aliases_.find(key); it != aliases_.end()) {
+      path.push_back(key);
+      for (const auto& target : it->second) {
+        const auto t = smtp::parse_mailbox(target);
+        if (!t) continue;  // rejected when the configuration was loaded
+        if (canonical(*t) == key && users_.count(key)) {  // "alice: alice, backup" keeps a copy
+          if (seen_local.insert(key).second) out.local.push_back(key);
+          continue;
+        }
+        if (!visit(*t, depth + 1)) return false;
+      }
+      path.pop_back();
+      return true;
+    }
+    if (users_.count(key)) {
+      if (seen_local.insert(key).second) out.local.push_back(key);
+      return true;
+    }
+    if (auto c = catch_all_.find(smtp::lower(full.domain)); c != catch_all_.end() && depth == 0) {
+      if (const auto t = smtp::parse_mailbox(c->second)) return visit(*t, depth + 1);
+    }
+    out.error = expansion::problem::unknown;
+    out.detail = "no such user: " + key;
+    return false;
+  };
+  if (!visit(a, 0)) {
+    out.local.clear();
+    out.remote.clear();
+  }
+  return out;
 }
 
 std::variant<std::set<std::string>, users_file_error> load_users_file(const std::filesystem::path& path) {

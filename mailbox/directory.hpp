@@ -20,10 +20,25 @@ class directory {
  public:
   directory() = default;
   directory(std::vector<std::string> domains, std::set<std::string> users,
-            std::map<std::string, std::vector<std::string>> aliases);
+            std::map<std::string, std::vector<std::string>> aliases,
+            std::map<std::string, std::string> catch_all = {});
+
+  // What a recipient resolves to at delivery time: mailboxes here, addresses
+  // elsewhere (an alias may forward), or why it cannot be delivered.
+  struct expansion {
+    enum class problem { none, unknown, loop };
+    std::vector<std::string> local;   // canonical "user@domain" with a mailbox
+    std::vector<std::string> remote;  // addresses outside the local domains
+    problem error = problem::none;
+    std::string detail;
+  };
+  // Follows aliases (to any depth, loops detected), sub-addressing and the
+  // domain's catch-all. An alias listing itself keeps a copy in its own mailbox.
+  expansion expand(const smtp::address& a) const;
 
   bool is_local_domain(std::string_view domain) const;
-  // True for a known user or alias in a local domain, after sub-address removal.
+  // True for a known user or alias in a local domain (or any address in a
+  // domain with a catch-all), after sub-address removal.
   // A bare "postmaster" (RFC 5321 §4.1.1.3) means postmaster at the first local domain.
   bool exists(const smtp::address& a) const;
   // "user+tag@Domain" -> "user@domain".
@@ -36,6 +51,7 @@ class directory {
   std::vector<std::string> domains_;  // lower case
   std::set<std::string> users_;       // canonical addresses
   std::map<std::string, std::vector<std::string>> aliases_;
+  std::map<std::string, std::string> catch_all_;  // domain -> address
 };
 
 struct users_file_error {

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 #include <set>
 
@@ -85,7 +86,8 @@ std::vector<endpoint> listen_section(const toml::table& root, std::string_view n
 
 config from_table(const toml::table& root) {
   config c;
-  check_keys(root, "", {"hostname", "data_dir", "threads", "smtp", "submission", "submissions", "limits", "local", "relay"});
+  check_keys(root, "", {"hostname", "data_dir", "threads", "smtp", "submission", "submissions", "limits", "local",
+                        "delivery", "relay"});
   if (const auto* n = root.get("hostname")) {
     c.hostname = get_string(*n, "hostname");
     if (!smtp::is_valid_domain(c.hostname) || c.hostname.front() == '[')
@@ -114,7 +116,7 @@ config from_table(const toml::table& root) {
   }
 
   if (const auto* t = sub_table(root, "local")) {
-    check_keys(*t, "local", {"domains", "mailbox_root", "users_file", "aliases"});
+    check_keys(*t, "local", {"domains", "mailbox_root", "users_file", "aliases", "catch_all"});
     if (const auto* n = t->get("domains")) {
       c.local.domains = get_strings(*n, "local.domains");
       for (const auto& d : c.local.domains)
@@ -136,6 +138,38 @@ config from_table(const toml::table& root) {
         c.local.aliases[std::string(k.str())] = std::move(targets);
       }
     }
+    if (const auto* a = t->get("catch_all")) {
+      if (!a->is_table()) throw bad_config{line_of(*a), "'local.catch_all' must be a table of domain = address"};
+      for (const auto& [k, v] : *a->as_table()) {
+        const auto target = get_string(v, "local.catch_all");
+        if (std::find(c.local.domains.begin(), c.local.domains.end(), std::string(k.str())) == c.local.domains.end())
+          throw bad_config{line_of(v), fmt::format("catch-all domain \"{}\" is not in local.domains", k.str())};
+        if (!smtp::parse_mailbox(target))
+          throw bad_config{line_of(v), fmt::format("catch-all target \"{}\" is not a valid address", target)};
+        c.local.catch_all[std::string(k.str())] = target;
+      }
+    }
+  }
+
+  if (const auto* t = sub_table(root, "delivery")) {
+    check_keys(*t, "delivery",
+               {"enabled", "retry_initial", "retry_max", "max_queue_lifetime", "max_concurrency", "history"});
+    auto& d = c.delivery;
+    if (const auto* n = t->get("enabled")) {
+      if (!n->is_boolean()) throw bad_config{line_of(*n), "'delivery.enabled' must be true or false"};
+      d.enabled = n->as_boolean()->get();
+    }
+    if (const auto* n = t->get("retry_initial")) d.retry_initial = get_duration(*n, "delivery.retry_initial");
+    if (const auto* n = t->get("retry_max")) d.retry_max = get_duration(*n, "delivery.retry_max");
+    if (const auto* n = t->get("max_queue_lifetime")) d.max_queue_lifetime = get_duration(*n, "delivery.max_queue_lifetime");
+    if (const auto* n = t->get("history")) d.history = get_duration(*n, "delivery.history");
+    if (const auto* n = t->get("max_concurrency")) {
+      d.max_concurrency = static_cast<unsigned>(get_count(*n, "delivery.max_concurrency"));
+      if (d.max_concurrency == 0 || d.max_concurrency > 1000)
+        throw bad_config{line_of(*n), "'delivery.max_concurrency' must be between 1 and 1000"};
+    }
+    if (d.retry_max < d.retry_initial)
+      throw bad_config{line_of(*t), "'delivery.retry_max' is shorter than 'delivery.retry_initial'"};
   }
 
   if (const auto* t = sub_table(root, "relay")) {

@@ -36,6 +36,18 @@ struct local_config {
   std::filesystem::path mailbox_root = "./var/mail";
   std::filesystem::path users_file = "etc/users";
   std::map<std::string, std::vector<std::string>> aliases{{"postmaster@example.test", {"alice@example.test"}}};
+  std::map<std::string, std::string> catch_all;  // domain -> address for unknown users
+};
+
+struct delivery_config {
+  // false: accept and queue, deliver nothing (maintenance, or a receive-only
+  // spool), like Postfix's defer_transports for every transport.
+  bool enabled = true;
+  std::chrono::seconds retry_initial{5 * 60};
+  std::chrono::seconds retry_max{4 * 3600};
+  std::chrono::seconds max_queue_lifetime{5 * 86400};
+  unsigned max_concurrency = 8;
+  std::chrono::seconds history{7 * 86400};  // attempts of finished messages stay visible this long
 };
 
 struct config {
@@ -48,6 +60,7 @@ struct config {
   std::vector<endpoint> submissions_listen;
   limits_config limits;
   local_config local;
+  delivery_config delivery;
   std::vector<std::string> relay_networks{"127.0.0.0/8"};
 
   std::filesystem::path queue_path() const { return data_dir / "queue.db"; }

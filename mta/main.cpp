@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "delivery/scheduler.hpp"
 #include "mailbox/directory.hpp"
 #include "mta/config.hpp"
 #include "mta/maillog.hpp"
@@ -56,9 +57,40 @@ std::optional<loaded> load(const std::optional<std::string>& path) {
       fmt::print(stderr, "tern: {}: {} (local.users_file in {})\n", l.cfg.local.users_file.string(), err->what, l.cfg.source);
     return std::nullopt;
   }
-  l.dir = mailbox::directory(l.cfg.local.domains, std::get<std::set<std::string>>(std::move(users)), l.cfg.local.aliases);
+  l.dir = mailbox::directory(l.cfg.local.domains, std::get<std::set<std::string>>(std::move(users)), l.cfg.local.aliases,
+                             l.cfg.local.catch_all);
   for (const auto& n : l.cfg.relay_networks) l.networks.push_back(*mta::parse_cidr(n));
   return l;
+}
+
+// The writer outlives the scheduler (which records outcomes through it) and
+// the server (whose sessions store through it); both stop before it drains.
+int serve(const loaded& l) {
+  queue::writer writer(l.cfg.queue_path());
+  queue::id_generator ids;
+  delivery::scheduler_config sc;
+  sc.hostname = l.cfg.hostname;
+  sc.db_path = l.cfg.queue_path();
+  sc.mailbox_root = l.cfg.local.mailbox_root;
+  sc.retry = {l.cfg.delivery.retry_initial.count(), l.cfg.delivery.retry_max.count(),
+              l.cfg.delivery.max_queue_lifetime.count()};
+  sc.concurrency = l.cfg.delivery.max_concurrency;
+  sc.history_seconds = l.cfg.delivery.history.count();
+  delivery::scheduler scheduler(sc, writer, l.dir, ids, [](std::string_view line) { mta::maillog::write(line); });
+  if (l.cfg.delivery.enabled) {
+    writer.on_new_messages([&scheduler] { scheduler.wake(); });
+    scheduler.start();
+  } else {
+    mta::maillog::info("delivery is disabled ([delivery] enabled = false): mail is only queued");
+  }
+  mta::relay_policy policy(l.dir, l.networks);
+  const int rc = mta::run_server(l.cfg, policy, writer, ids);
+  scheduler.stop();
+  writer.on_new_messages({});
+  writer.stop();
+  const auto st = writer.stats();
+  mta::maillog::info("tern stopped: {} messages stored in {} commits", st.messages, st.batches);
+  return rc;
 }
 
 }  // namespace
@@ -95,16 +127,18 @@ int main(int argc, char** argv) {
   }
   if (cmd == "queue") return mta::queue_command(l->cfg, args);
   if (cmd == "serve" && args.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(l->cfg.data_dir, ec);
-    if (ec) {
-      fmt::print(stderr, "tern: cannot create data_dir {}: {}\n", l->cfg.data_dir.string(), ec.message());
-      return 1;
+    // Created at start-up; if one vanishes later (an unmounted disk), the
+    // deliveries that need it are deferred rather than the directory recreated.
+    for (const auto& dir : {l->cfg.data_dir, l->cfg.local.mailbox_root}) {
+      std::error_code ec;
+      std::filesystem::create_directories(dir, ec);
+      if (ec) {
+        fmt::print(stderr, "tern: cannot create {}: {}\n", dir.string(), ec.message());
+        return 1;
+      }
     }
     try {
-      queue::writer writer(l->cfg.queue_path());
-      mta::relay_policy policy(l->dir, l->networks);
-      return mta::run_server(l->cfg, policy, writer);
+      return serve(*l);
     } catch (const queue::db_error& e) {
       fmt::print(stderr, "tern: {}\n", e.what());
       return 1;

@@ -11,6 +11,7 @@
 
 #include "mta/json.hpp"
 #include "queue/admin.hpp"
+#include "queue/schedule.hpp"
 
 namespace mta {
 namespace {
@@ -75,9 +76,35 @@ int list(const queue::database& db, bool json) {
   return 0;
 }
 
+std::string attempts_json(const std::vector<queue::attempt_row>& attempts) {
+  std::string out;
+  for (const auto& a : attempts)
+    out += fmt::format(R"({}{{"address":{},"at":{},"status":{},"relay":{},"reply":{}}})", out.empty() ? "" : ",",
+                       json_quote(a.address), a.at, json_quote(a.status), json_quote(a.relay), json_quote(a.reply));
+  return "[" + out + "]";
+}
+
+void print_attempts(const std::vector<queue::attempt_row>& attempts) {
+  fmt::print("Attempts:\n");
+  if (attempts.empty()) fmt::print("  none yet\n");
+  for (const auto& a : attempts)
+    fmt::print("  {} <{}> {} relay={} ({})\n", utc(a.at), a.address, a.status, a.relay, a.reply);
+}
+
 int show(const queue::database& db, const std::string& id, bool body, bool json) {
   const auto m = queue::find_message(db, id);
   const auto data = m ? queue::message_data(db, id) : std::nullopt;
+  const auto attempts = queue::attempts_of(db, id);
+  if ((!m || !data) && !attempts.empty() && !body) {
+    // Finished and removed from the queue; its history is kept for a while.
+    if (json) {
+      fmt::print(R"({{"id":{},"in_queue":false,"attempts":{}}})" "\n", json_quote(id), attempts_json(attempts));
+      return 0;
+    }
+    fmt::print("ID:          {} (no longer in the queue: every recipient is final)\n", id);
+    print_attempts(attempts);
+    return 0;
+  }
   if (!m || !data) {
     fmt::print(stderr, "tern: no message with ID {}\n", id);
     return 1;
@@ -87,7 +114,9 @@ int show(const queue::database& db, const std::string& id, bool body, bool json)
     return 0;
   }
   if (json) {
-    fmt::print("{}\n", message_json(*m));
+    auto j = message_json(*m);
+    j.pop_back();  // add the history to the object
+    fmt::print("{},\"in_queue\":true,\"attempts\":{}}}\n", j, attempts_json(attempts));
     return 0;
   }
   fmt::print("ID:          {}{}\n", m->id, m->held ? " (held)" : "");
@@ -104,6 +133,7 @@ int show(const queue::database& db, const std::string& id, bool body, bool json)
     fmt::print("\n");
     if (!r.last_reply.empty()) fmt::print("      last reply: {}\n", r.last_reply);
   }
+  print_attempts(attempts);
   // The header section ends at the first empty line (RFC 5322 §2.1).
   auto end = data->find("\r\n\r\n");
   const std::string_view headers(data->data(), end == std::string::npos ? data->size() : end + 2);

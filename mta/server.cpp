@@ -116,14 +116,14 @@ net::awaitable<void> drain(server_context& ctx, io_pool& pool) {
 
 }  // namespace
 
-int run_server(const config& cfg, const relay_policy& policy, queue::writer& writer) {
+int run_server(const config& cfg, const relay_policy& policy, queue::writer& writer, queue::id_generator& ids) {
   const unsigned threads = cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
   io_pool pool(threads);
   auto& ioc = pool.all().front();
   // Idle contexts must not return from run() before work arrives.
   std::vector<net::executor_work_guard<net::io_context::executor_type>> keep_alive;
   for (auto& c : pool.all()) keep_alive.push_back(net::make_work_guard(c));
-  server_context ctx{cfg, policy, writer, {}, {}, {}, {}};
+  server_context ctx{cfg, policy, writer, {}, ids, {}, {}};
   ctx.session_cfg.hostname = cfg.hostname;
   ctx.session_cfg.limits.max_message_size = cfg.limits.max_message_size;
   ctx.session_cfg.limits.max_recipients = cfg.limits.max_recipients;
@@ -166,9 +166,6 @@ int run_server(const config& cfg, const relay_policy& policy, queue::writer& wri
   for (unsigned i = 1; i < threads; ++i) workers.emplace_back([&pool, i] { pool.all()[i].run(); });
   ioc.run();
   for (auto& t : workers) t.join();
-  writer.stop();
-  const auto st = writer.stats();
-  maillog::info("tern stopped: {} messages stored in {} commits", st.messages, st.batches);
   return 0;
 }
 

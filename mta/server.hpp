@@ -3,12 +3,13 @@
 
 #include "mta/config.hpp"
 #include "mta/relay_policy.hpp"
+#include "queue/queue_id.hpp"
 #include "queue/writer.hpp"
 
 namespace mta {
 
 // Serves until SIGINT or SIGTERM, then stops accepting, tells every session
 // to finish (421), waits a bounded time and returns. Returns an exit code.
-int run_server(const config& cfg, const relay_policy& policy, queue::writer& writer);
+int run_server(const config& cfg, const relay_policy& policy, queue::writer& writer, queue::id_generator& ids);
 
 }  // namespace mta

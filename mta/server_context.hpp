@@ -19,7 +19,7 @@ struct server_context {
   const relay_policy& policy;
   queue::writer& writer;
   smtp::session_config session_cfg;
-  queue::id_generator ids;
+  queue::id_generator& ids;  // shared with delivery: one source of IDs per process
   connection_table connections;
   std::atomic<bool> stopping{false};
 };

@@ -32,7 +32,15 @@ database::database(const std::filesystem::path& path, open_mode mode) {
 }
 
 database::~database() {
+  cache_.clear();  // statements first: a connection with live statements cannot close
   if (db_) sqlite3_close_v2(db_);
+}
+
+statement& database::cached(const std::string& sql) {
+  auto& slot = cache_[sql];
+  if (!slot) slot = std::make_unique<statement>(*this, sql);
+  slot->reset();
+  return *slot;
 }
 
 void database::fail(int rc, std::string_view context) const {

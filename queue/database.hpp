@@ -7,6 +7,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -28,14 +30,18 @@ class database {
   ~database();
   database(const database&) = delete;
   database& operator=(const database&) = delete;
-  database(database&& o) noexcept : db_(o.db_) { o.db_ = nullptr; }
+  database(database&&) = delete;
 
   sqlite3* handle() const { return db_; }
   void exec(const char* sql);
+  // A prepared statement kept for the life of the connection, reset and
+  // unbound; for statements run often (inserts, leases).
+  class statement& cached(const std::string& sql);
   [[noreturn]] void fail(int rc, std::string_view context) const;
 
  private:
   sqlite3* db_ = nullptr;
+  std::map<std::string, std::unique_ptr<class statement>> cache_;
 };
 
 class statement {
@@ -53,6 +59,7 @@ class statement {
   int changes() const;
 
   std::int64_t column_int(int i) const;
+  bool column_null(int i) const { return sqlite3_column_type(st_, i) == SQLITE_NULL; }
   std::string column_text(int i) const;
   std::string column_blob(int i) const;
 

@@ -44,6 +44,22 @@ CREATE TABLE recipients (
 );
 CREATE INDEX recipients_due ON recipients(status, next_attempt);
 )sql",
+    // Delivery history: one row per attempt. It outlives the message (which is
+    // removed once every recipient is final) so that `tern queue show` can
+    // still tell what happened; purged after the history retention.
+    R"sql(
+CREATE TABLE attempts (
+  message_id TEXT NOT NULL,
+  rcpt_idx   INTEGER NOT NULL,
+  address    TEXT NOT NULL,
+  at         INTEGER NOT NULL,
+  status     TEXT NOT NULL,             -- delivered | deferred | failed
+  relay      TEXT NOT NULL DEFAULT '',
+  reply      TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX attempts_message ON attempts(message_id);
+CREATE INDEX attempts_at ON attempts(at);
+)sql",
 };
 
 int user_version(database& db) {

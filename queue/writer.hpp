@@ -1,6 +1,9 @@
-// The single writer of new messages. Sessions submit messages from any thread;
-// one thread takes everything waiting, writes it in one transaction and
-// commits (one fsync for the batch: group commit), then reports each result.
+// The single writer of the queue. New messages (from sessions), delivery
+// outcomes and leases (from the scheduler) are all jobs on one thread: it takes
+// everything waiting, runs it in one transaction and commits once (one fsync
+// for the batch: group commit), then reports each result. SQLite allows one
+// writer at a time anyway; funnelling writes here keeps them from waiting on
+// each other's locks.
 // A message's submitter must not answer 250 before its callback says `ok`.
 #pragma once
 
@@ -44,38 +47,48 @@ struct writer_stats {
   std::uint64_t batches = 0;
 };
 
+// Inserts one message and its recipients; for use inside a transaction.
+void insert_message(database& db, const new_message& m);
+
 class writer {
  public:
   using done_fn = std::function<void(store_result, const std::string& detail)>;
+
+  // A unit of work run inside the batch transaction. `run` may be called
+  // again after a rollback (when the batch is retried job by job), so it must
+  // start from scratch each time. `done` runs on the writer thread after the
+  // commit; it must be quick (post elsewhere).
+  struct job {
+    std::function<void(database&)> run;
+    done_fn done;
+    std::size_t bytes = 0;       // to bound a batch
+    bool adds_messages = false;  // wakes the committed-message observer
+  };
 
   explicit writer(const std::filesystem::path& db_path);
   ~writer();
   writer(const writer&) = delete;
   writer& operator=(const writer&) = delete;
 
-  // `done` runs on the writer thread; it must be quick (post elsewhere).
   void submit(new_message m, done_fn done);
+  void submit(job j);
+  // Called (on the writer thread) after a commit that stored new messages.
+  void on_new_messages(std::function<void()> f);
   // Finishes what was submitted, then stops the thread. Idempotent.
   void stop();
   writer_stats stats() const;
 
  private:
-  struct pending {
-    new_message msg;
-    done_fn done;
-  };
   void run();
-  void write_batch(std::vector<pending>& batch);
-  void insert(const new_message& m);
+  void write_batch(std::vector<job>& batch);
 
   database db_;
-  statement msg_insert_;   // used by the writer thread only
-  statement rcpt_insert_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<pending> queue_;
+  std::vector<job> queue_;
   bool stopping_ = false;
   writer_stats stats_;
+  std::function<void()> on_new_messages_;
   std::thread thread_;
 };
 

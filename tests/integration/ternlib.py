@@ -32,7 +32,7 @@ class Tern:
     """One `tern serve` process with a private data_dir and config file."""
 
     def __init__(self, host="127.0.0.1", port=2525, users=None, limits=None, extra="", relay_networks=None,
-                 domains=None, aliases=None):
+                 domains=None, aliases=None, deliver=True, delivery=None, catch_all=None):
         self.host = host
         self.port = port
         self.dir = tempfile.mkdtemp(prefix="tern-test-")
@@ -48,6 +48,12 @@ class Tern:
         doms = domains or ["example.test"]
         al = aliases if aliases is not None else {"postmaster@example.test": ["alice@example.test"]}
         al_toml = "\n".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in al.items())
+        # Tests of receipt alone turn delivery off so that what they queue stays put.
+        dl = {"enabled": deliver}
+        dl.update(delivery or {})
+        dl_toml = "\n".join(f"{k} = {json.dumps(v)}" for k, v in dl.items())
+        ca_toml = "\n".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in (catch_all or {}).items())
+        self.mail_dir = os.path.join(self.dir, "mail")
         self.config = os.path.join(self.dir, "tern.toml")
         with open(self.config, "w") as f:
             f.write(f"""hostname = "mx.example.test"
@@ -64,6 +70,10 @@ mailbox_root = {json.dumps(os.path.join(self.dir, "mail"))}
 users_file = {json.dumps(self.users_file)}
 [local.aliases]
 {al_toml}
+[local.catch_all]
+{ca_toml}
+[delivery]
+{dl_toml}
 [relay]
 networks = {json.dumps(nets)}
 """)

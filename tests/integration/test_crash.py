@@ -71,7 +71,7 @@ class Sender(threading.Thread):
 
 class Crash(unittest.TestCase):
     def test_no_acknowledged_message_lost(self):
-        t = Tern(host=HOST, port=PORT)
+        t = Tern(host=HOST, port=PORT, deliver=False)
         self.addCleanup(shutil.rmtree, t.dir, True)
         self.addCleanup(t.stop)
         t.start()

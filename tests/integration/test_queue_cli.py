@@ -18,7 +18,7 @@ HOST, PORT = "127.0.0.23", 2525
 
 class QueueCli(unittest.TestCase):
     def setUp(self):
-        self.t = Tern(host=HOST, port=PORT)
+        self.t = Tern(host=HOST, port=PORT, deliver=False)
         self.addCleanup(shutil.rmtree, self.t.dir, True)
         self.addCleanup(self.t.stop)
         self.t.start()
@@ -186,7 +186,7 @@ class CheckConfig(unittest.TestCase):
         self.assertIn(f"{path}: ok", out)
 
     def test_running_servers_config(self):
-        t = Tern(host=HOST, port=PORT)
+        t = Tern(host=HOST, port=PORT, deliver=False)
         self.addCleanup(shutil.rmtree, t.dir, True)
         r = t.cli("check-config", check=False)
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -37,7 +37,7 @@ class SrcClient(RawClient):
 
 class Base(unittest.TestCase):
     def tern(self, **kw):
-        t = Tern(host=HOST, port=PORT, **kw)
+        t = Tern(host=HOST, port=PORT, deliver=False, **kw)
         self.addCleanup(shutil.rmtree, t.dir, True)
         self.addCleanup(t.stop)
         return t.start()

@@ -19,7 +19,7 @@ SECOND = (b"MAIL FROM:<evil@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\
 class Smuggling(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.t = Tern(host=HOST, port=PORT).start()
+        cls.t = Tern(host=HOST, port=PORT, deliver=False).start()
 
     @classmethod
     def tearDownClass(cls):

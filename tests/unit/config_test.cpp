@@ -47,6 +47,13 @@ TEST_CASE("etc/tern.toml is the built-in development default") {
   CHECK(f.local.mailbox_root == d.local.mailbox_root);
   CHECK(f.local.users_file == d.local.users_file);
   CHECK(f.local.aliases == d.local.aliases);
+  CHECK(f.local.catch_all == d.local.catch_all);
+  CHECK(f.delivery.enabled == d.delivery.enabled);
+  CHECK(f.delivery.retry_initial == d.delivery.retry_initial);
+  CHECK(f.delivery.retry_max == d.delivery.retry_max);
+  CHECK(f.delivery.max_queue_lifetime == d.delivery.max_queue_lifetime);
+  CHECK(f.delivery.max_concurrency == d.delivery.max_concurrency);
+  CHECK(f.delivery.history == d.delivery.history);
   CHECK(f.relay_networks == d.relay_networks);
 }
 
@@ -80,6 +87,10 @@ TEST_CASE("bad files name the line and the problem") {
       {"[local]\ndomains = [\"bad domain\"]\n", 2, "not a valid domain"},
       {"[local.aliases]\n\"not-an-address\" = [\"a@b.c\"]\n", 2, "is not a valid address"},
       {"smtp = 1\n", 1, "'smtp' must be a table"},
+      {"[delivery]\nmax_concurrency = 0\n", 2, "between 1 and 1000"},
+      {"[delivery]\nretry_initial = \"1h\"\nretry_max = \"5m\"\n", 1, "shorter than"},
+      {"[delivery]\nretries = 3\n", 2, "unknown key 'delivery.retries'"},
+      {"[local]\ndomains = [\"a.test\"]\n[local.catch_all]\n\"b.test\" = \"x@a.test\"\n", 4, "not in local.domains"},
       {"[smtp]\nlisten = [\n  \"127.0.0.1:25\",\n  \"nope:25\",\n]\n", 4, "is not address:port"},
       {"[relay]\nnetworks = [\n  \"127.0.0.0/8\",\n  \"x\",\n]\n", 4, "is not a network"},
       {"hostname = \"unterminated\n", 1, ""},

@@ -1,0 +1,261 @@
+// Threads, not coroutines, for now: local delivery is blocking file I/O with
+// fsync. Remote delivery (Asio, c-ares) will plug in beside local_delivery.
+#include "delivery/scheduler.hpp"
+
+#include <ctime>
+#include <future>
+#include <memory>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "delivery/dsn.hpp"
+#include "queue/admin.hpp"
+
+namespace delivery {
+namespace {
+
+bool wants(const std::string& notify, std::string_view what) {
+  // No NOTIFY means the default: failures (and delays) only (RFC 3461 §4.1).
+  if (notify.empty()) return what == "FAILURE";
+  return notify.find(what) != std::string::npos;
+}
+
+double jitter() {
+  thread_local std::mt19937 rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
+
+std::string domain_of(std::string_view address) {
+  const auto at = address.rfind('@');
+  return at == std::string_view::npos ? std::string() : std::string(address.substr(at + 1));
+}
+
+}  // namespace
+
+scheduler::scheduler(scheduler_config cfg, queue::writer& writer, const mailbox::directory& dir,
+                     queue::id_generator& ids, log_fn log)
+    : cfg_(std::move(cfg)),
+      writer_(writer),
+      dir_(dir),
+      ids_(ids),
+      log_(std::move(log)),
+      local_(dir, cfg_.mailbox_root, cfg_.hostname) {}
+
+scheduler::~scheduler() { stop(); }
+
+bool scheduler::run_sync(std::function<void(queue::database&)> f) {
+  std::promise<bool> done;
+  writer_.submit(queue::writer::job{std::move(f),
+                                    [&](queue::store_result r, const std::string& detail) {
+                                      if (r != queue::store_result::ok) log_(fmt::format("warning: queue: {}", detail));
+                                      done.set_value(r == queue::store_result::ok);
+                                    },
+                                    0, false});
+  return done.get_future().get();
+}
+
+void scheduler::start() {
+  std::int64_t released = 0;
+  run_sync([&](queue::database& db) { released = queue::release_leases(db); });
+  if (released) log_(fmt::format("released {} delivery leases left by an earlier run", released));
+  dispatcher_ = std::thread([this] { dispatch_loop(); });
+  for (unsigned i = 0; i < std::max(1u, cfg_.concurrency); ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+void scheduler::wake() {
+  {
+    std::lock_guard lock(mu_);
+    woken_ = true;
+  }
+  dispatch_cv_.notify_one();
+}
+
+void scheduler::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && !dispatcher_.joinable()) return;
+    stopping_ = true;
+    // Leased but not started: the next start-up releases the lease.
+    in_flight_ -= work_.size();
+    work_.clear();
+  }
+  dispatch_cv_.notify_all();
+  work_cv_.notify_all();
+  if (dispatcher_.joinable()) dispatcher_.join();
+  for (auto& w : workers_)
+    if (w.joinable()) w.join();
+  workers_.clear();
+  // Outcomes still on their way through the writer call back into this object.
+  std::unique_lock lock(mu_);
+  dispatch_cv_.wait(lock, [&] { return in_flight_ == 0; });
+}
+
+std::vector<queue::due_recipient> scheduler::lease(std::size_t limit) {
+  std::vector<queue::due_recipient> out;
+  const auto now = static_cast<std::int64_t>(std::time(nullptr));
+  const bool purge = now - last_purge_ >= 3600;
+  run_sync([&](queue::database& db) {
+    out = queue::lease_due(db, now, cfg_.lease_seconds, limit);
+    if (purge) queue::purge_history(db, now - cfg_.history_seconds);
+  });
+  if (purge) last_purge_ = now;
+  return out;
+}
+
+void scheduler::dispatch_loop() {
+  // Enough leased work to keep every worker busy while the next lease runs.
+  const std::size_t window = 2 * std::max(1u, cfg_.concurrency);
+  while (true) {
+    std::size_t room = 0;
+    {
+      std::unique_lock lock(mu_);
+      dispatch_cv_.wait(lock, [&] { return stopping_ || in_flight_ < window; });
+      if (stopping_) return;
+      room = window - in_flight_;
+      woken_ = false;
+    }
+    auto batch = lease(room);
+    std::unique_lock lock(mu_);
+    if (!batch.empty()) {
+      in_flight_ += batch.size();
+      for (auto& r : batch) work_.push_back(std::move(r));
+      work_cv_.notify_all();
+      continue;
+    }
+    // Nothing due: sleep until a commit wakes us, or a second has passed.
+    dispatch_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_ || woken_; });
+  }
+}
+
+void scheduler::worker_loop() {
+  std::unique_ptr<queue::database> db;
+  while (true) {
+    queue::due_recipient r;
+    {
+      std::unique_lock lock(mu_);
+      work_cv_.wait(lock, [&] { return stopping_ || !work_.empty(); });
+      if (work_.empty()) return;
+      r = std::move(work_.front());
+      work_.pop_front();
+    }
+    try {
+      if (!db) db = std::make_unique<queue::database>(cfg_.db_path, queue::database::open_mode::existing);
+      deliver_one(*db, r);
+    } catch (const std::exception& e) {
+      log_(fmt::format("{}: warning: delivery to <{}> failed: {}", r.message_id, r.address, e.what()));
+      db.reset();
+      finished_one();
+    }
+  }
+}
+
+void scheduler::finished_one() {
+  {
+    std::lock_guard lock(mu_);
+    --in_flight_;
+  }
+  dispatch_cv_.notify_one();
+}
+
+void scheduler::deliver_one(queue::database& db, const queue::due_recipient& r) {
+  const auto data = queue::message_data(db, r.message_id);
+  if (!data) {  // deleted (tern queue delete) after it was leased
+    finished_one();
+    return;
+  }
+  const bool local = domain_of(r.address).empty() || dir_.is_local_domain(domain_of(r.address));
+  outcome o = local ? local_.deliver(r.address, r.sender, *data)
+                    : deferred(451, "4.4.1", "remote delivery is not available yet");
+  if (!local) o.relay = "none";
+  const auto now = static_cast<std::int64_t>(std::time(nullptr));
+
+  queue::outcome_record rec{r.message_id, r.idx, r.address, o.status, o.reply.summary(), o.relay, now, 0};
+  std::string dsn_status = o.reply.status;
+  if (o.status == queue::rcpt_status::deferred) {
+    if (const auto next = next_attempt(cfg_.retry, r.received_at, static_cast<int>(r.attempts) + 1, now, jitter())) {
+      rec.next_attempt = *next;
+    } else {
+      // RFC 3463 X.4.7: the message outlived max_queue_lifetime.
+      rec.status = queue::rcpt_status::failed;
+      rec.reply = o.reply.summary() + " (delivery time expired)";
+      dsn_status = "4.4.7";
+    }
+  }
+
+  // Messages to write with the outcome, in the same transaction: forwarded
+  // copies for aliases pointing elsewhere, and the DSN for the sender.
+  auto extra = std::make_shared<std::vector<queue::new_message>>();
+  for (const auto& to : o.forward) {
+    queue::new_message m;
+    m.id = ids_.next();
+    m.received_at = now;
+    m.sender = r.sender;
+    m.client_ip = "127.0.0.1";
+    m.helo = cfg_.hostname;
+    m.rcpts.push_back({to, "", ""});
+    m.data = *data;
+    extra->push_back(std::move(m));
+  }
+  const bool bounce = rec.status == queue::rcpt_status::failed && wants(r.notify, "FAILURE");
+  const bool success_report = rec.status == queue::rcpt_status::delivered && wants(r.notify, "SUCCESS");
+  // Never a DSN to the null sender: that is how bounce loops are prevented (RFC 3464 §3).
+  const bool send_dsn = (bounce || success_report) && !r.sender.empty();
+  if (send_dsn) {
+    dsn_input in;
+    in.reporting_mta = cfg_.hostname;
+    in.queue_id = r.message_id;
+    in.envid = r.envid;
+    in.ret = r.ret;
+    in.arrival = r.received_at;
+    in.now = now;
+    in.original_sender = r.sender;
+    in.rcpts.push_back({r.address, r.orcpt, bounce ? "failed" : "delivered", dsn_status, rec.reply});
+    in.original = *data;
+    queue::new_message m;
+    m.id = ids_.next();
+    m.received_at = now;
+    m.sender = "";
+    m.client_ip = "127.0.0.1";
+    m.helo = cfg_.hostname;
+    m.rcpts.push_back({r.sender, "NEVER", ""});
+    m.data = render_dsn(in);
+    extra->push_back(std::move(m));
+  }
+
+  auto removed = std::make_shared<bool>(false);
+  const auto delay = now - r.received_at;
+  const char* status_word = rec.status == queue::rcpt_status::delivered ? "sent"
+                            : rec.status == queue::rcpt_status::deferred ? "deferred"
+                                                                         : "bounced";
+  // Postfix style: a remote reply is quoted whole, a local result as its text.
+  const auto detail = o.relay == "local" || o.relay == "none" ? o.reply.lines.front() : rec.reply;
+  auto line = fmt::format("{}: to=<{}>, relay={}, delay={}, dsn={}, status={} ({}{})", r.message_id, r.address,
+                          o.relay, delay, dsn_status, status_word, detail,
+                          rec.reply.ends_with("(delivery time expired)") ? ", delivery time expired" : "");
+  writer_.submit(queue::writer::job{
+      [rec, extra, removed](queue::database& wdb) {
+        for (const auto& m : *extra) queue::insert_message(wdb, m);
+        *removed = queue::record_outcome(wdb, rec);
+      },
+      [this, line, extra, removed, send_dsn, msg_id = r.message_id, forwards = o.forward.size(), bounce](
+          queue::store_result res, const std::string& detail) {
+        if (res == queue::store_result::ok) {
+          log_(line);
+          for (std::size_t i = 0; i < forwards; ++i)
+            log_(fmt::format("{}: forwarded as {}", msg_id, (*extra)[i].id));
+          if (send_dsn)
+            log_(fmt::format("{}: sender {} notification: {}", msg_id, bounce ? "non-delivery" : "delivery status",
+                             extra->back().id));
+          if (*removed) log_(fmt::format("{}: removed", msg_id));
+        } else {
+          // The lease expires and the recipient is tried again: a duplicate
+          // is possible, a loss is not.
+          log_(fmt::format("{}: warning: cannot record delivery outcome: {}", msg_id, detail));
+        }
+        finished_one();
+      },
+      extra->empty() ? 0 : extra->front().data.size(), !extra->empty()});
+}
+
+}  // namespace delivery

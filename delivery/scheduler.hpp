@@ -1,0 +1,82 @@
+// The delivery scheduler inside `tern serve`: leases due recipients from the
+// queue in bounded batches, runs each delivery on a worker thread, and records
+// the outcome (with any bounce) through the queue writer. Wakes as soon as a
+// message is committed, and once a second for what became due or what
+// `tern queue retry` changed from another process.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "delivery/local_delivery.hpp"
+#include "delivery/retry_policy.hpp"
+#include "mailbox/directory.hpp"
+#include "queue/database.hpp"
+#include "queue/queue_id.hpp"
+#include "queue/schedule.hpp"
+#include "queue/writer.hpp"
+
+namespace delivery {
+
+struct scheduler_config {
+  std::string hostname;
+  std::filesystem::path db_path;
+  std::filesystem::path mailbox_root;
+  retry_config retry;
+  unsigned concurrency = 8;
+  std::int64_t lease_seconds = 900;          // a delivery that takes longer may be tried twice
+  std::int64_t history_seconds = 7 * 86400;  // attempts of finished messages kept this long
+};
+
+class scheduler {
+ public:
+  using log_fn = std::function<void(std::string_view)>;
+
+  scheduler(scheduler_config cfg, queue::writer& writer, const mailbox::directory& dir, queue::id_generator& ids,
+            log_fn log);
+  ~scheduler();
+  scheduler(const scheduler&) = delete;
+  scheduler& operator=(const scheduler&) = delete;
+
+  // Releases leases a crash left behind, then starts the threads.
+  void start();
+  void wake();
+  // Stops leasing, lets the deliveries in flight finish and be recorded.
+  void stop();
+
+ private:
+  void dispatch_loop();
+  void worker_loop();
+  void deliver_one(queue::database& db, const queue::due_recipient& r);
+  std::vector<queue::due_recipient> lease(std::size_t limit);
+  bool run_sync(std::function<void(queue::database&)> f);
+  void finished_one();
+
+  scheduler_config cfg_;
+  queue::writer& writer_;
+  const mailbox::directory& dir_;
+  queue::id_generator& ids_;
+  log_fn log_;
+  local_delivery local_;
+
+  std::mutex mu_;
+  std::condition_variable dispatch_cv_;
+  std::condition_variable work_cv_;
+  std::deque<queue::due_recipient> work_;
+  std::size_t in_flight_ = 0;
+  bool woken_ = false;
+  bool stopping_ = false;
+  std::int64_t last_purge_ = 0;
+  std::thread dispatcher_;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace delivery
