@@ -61,3 +61,41 @@ TEST_CASE("the users file") {
   REQUIRE(std::holds_alternative<mailbox::users_file_error>(r));
   CHECK(std::get<mailbox::users_file_error>(r).line == 0);
 }
+
+TEST_CASE("alias expansion") {
+  const mailbox::directory d({"example.test"}, {"alice@example.test", "bob@example.test", "carol@example.test"},
+                             {{"team@example.test", {"alice@example.test", "staff@example.test"}},
+                              {"staff@example.test", {"bob@example.test", "alice@example.test"}},
+                              {"keep@example.test", {"keep@example.test", "bob@example.test"}},
+                              {"alice@example.test", {"alice@example.test", "alice@remote.test"}},
+                              {"a@example.test", {"b@example.test"}},
+                              {"b@example.test", {"c@example.test"}},
+                              {"c@example.test", {"a@example.test"}},
+                              {"dangling@example.test", {"ghost@example.test"}}},
+                             {});
+  using problem = mailbox::directory::expansion::problem;
+  auto e = d.expand(addr("team@example.test"));
+  CHECK(e.error == problem::none);
+  CHECK(e.local == std::vector<std::string>{"alice@example.test", "bob@example.test"});  // each once
+  CHECK(e.remote == std::vector<std::string>{"alice@remote.test"});
+  e = d.expand(addr("bob+x@example.test"));
+  CHECK(e.local == std::vector<std::string>{"bob@example.test"});
+  e = d.expand(addr("a@example.test"));
+  CHECK(e.error == problem::loop);
+  CHECK(e.local.empty());
+  e = d.expand(addr("dangling@example.test"));
+  CHECK(e.error == problem::unknown);
+  e = d.expand(addr("nobody@example.test"));
+  CHECK(e.error == problem::unknown);
+  e = d.expand(addr("x@remote.test"));
+  CHECK(e.remote == std::vector<std::string>{"x@remote.test"});
+}
+
+TEST_CASE("catch-all takes unknown users of its domain") {
+  const mailbox::directory d({"example.test", "other.test"}, {"alice@example.test"}, {},
+                             {{"example.test", "alice@example.test"}});
+  CHECK(d.exists(addr("anyone@example.test")));
+  CHECK_FALSE(d.exists(addr("anyone@other.test")));
+  const auto e = d.expand(addr("anyone@example.test"));
+  CHECK(e.local == std::vector<std::string>{"alice@example.test"});
+}
