@@ -13,12 +13,16 @@ std::string_view header_section(std::string_view message) {
 }
 
 std::string render_dsn(const dsn_input& in) {
-  const bool success = !in.rcpts.empty() && in.rcpts.front().action == "delivered";
+  const std::string action = in.rcpts.empty() ? "failed" : in.rcpts.front().action;
+  const bool success = action == "delivered";
+  const bool delayed = action == "delayed";
   const std::string boundary = fmt::format("{}.{}/{}", in.queue_id, in.now, in.reporting_mta);
   std::string m;
   m += fmt::format("From: MAILER-DAEMON@{} (Mail Delivery System)\r\n", in.reporting_mta);
   m += fmt::format("To: <{}>\r\n", in.original_sender);
-  m += fmt::format("Subject: {}\r\n", success ? "Successful Mail Delivery Report" : "Undelivered Mail Returned to Sender");
+  m += fmt::format("Subject: {}\r\n", success   ? "Successful Mail Delivery Report"
+                                     : delayed ? "Delayed Mail (still being retried)"
+                                               : "Undelivered Mail Returned to Sender");
   m += fmt::format("Date: {}\r\n", smtp::rfc5322_date(in.now));
   m += fmt::format("Message-ID: <{}.{}.dsn@{}>\r\n", in.queue_id, in.now, in.reporting_mta);
   m += "Auto-Submitted: auto-replied\r\n";  // RFC 3834: never answer this automatically
@@ -30,6 +34,8 @@ std::string render_dsn(const dsn_input& in) {
   m += fmt::format("This is the mail system at host {}.\r\n\r\n", in.reporting_mta);
   if (success)
     m += "Your message was successfully delivered to the destination(s) listed below.\r\n\r\n";
+  else if (delayed)
+    m += "Your message could not be delivered yet. It is still in the queue\r\nand will be tried again; you do not need to resend it.\r\n\r\n";
   else
     m += "I'm sorry to have to inform you that your message could not\r\nbe delivered to one or more recipients.\r\n\r\n";
   for (const auto& r : in.rcpts) m += fmt::format("<{}>: {}\r\n", r.address, r.diagnostic);

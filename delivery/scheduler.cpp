@@ -16,8 +16,8 @@ namespace delivery {
 namespace {
 
 bool wants(const std::string& notify, std::string_view what) {
-  // No NOTIFY means the default: failures (and delays) only (RFC 3461 §4.1).
-  if (notify.empty()) return what == "FAILURE";
+  // No NOTIFY leaves it to us (RFC 3461 §4.1): failures and delays, as Postfix does.
+  if (notify.empty()) return what == "FAILURE" || what == "DELAY";
   return notify.find(what) != std::string::npos;
 }
 
@@ -170,7 +170,8 @@ void scheduler::deliver_one(queue::database& db, const queue::due_recipient& r) 
   if (!local) o.relay = "none";
   const auto now = static_cast<std::int64_t>(std::time(nullptr));
 
-  queue::outcome_record rec{r.message_id, r.idx, r.address, o.status, o.reply.summary(), o.relay, now, 0};
+  queue::outcome_record rec{r.message_id, r.idx, r.address, o.status, o.reply.summary(), o.relay, now, 0,
+                            r.delay_warned};
   std::string dsn_status = o.reply.status;
   if (o.status == queue::rcpt_status::deferred) {
     if (const auto next = next_attempt(cfg_.retry, r.received_at, static_cast<int>(r.attempts) + 1, now, jitter())) {
@@ -199,8 +200,12 @@ void scheduler::deliver_one(queue::database& db, const queue::due_recipient& r) 
   }
   const bool bounce = rec.status == queue::rcpt_status::failed && wants(r.notify, "FAILURE");
   const bool success_report = rec.status == queue::rcpt_status::delivered && wants(r.notify, "SUCCESS");
+  const bool delay_report = rec.status == queue::rcpt_status::deferred && !r.delay_warned &&
+                            cfg_.delay_warning_seconds > 0 && now - r.received_at >= cfg_.delay_warning_seconds &&
+                            wants(r.notify, "DELAY");
   // Never a DSN to the null sender: that is how bounce loops are prevented (RFC 3464 §3).
-  const bool send_dsn = (bounce || success_report) && !r.sender.empty();
+  const bool send_dsn = (bounce || success_report || delay_report) && !r.sender.empty();
+  if (delay_report) rec.delay_warned = true;
   if (send_dsn) {
     dsn_input in;
     in.reporting_mta = cfg_.hostname;
@@ -210,7 +215,8 @@ void scheduler::deliver_one(queue::database& db, const queue::due_recipient& r) 
     in.arrival = r.received_at;
     in.now = now;
     in.original_sender = r.sender;
-    in.rcpts.push_back({r.address, r.orcpt, bounce ? "failed" : "delivered", dsn_status, rec.reply});
+    in.rcpts.push_back({r.address, r.orcpt, bounce ? "failed" : delay_report ? "delayed" : "delivered", dsn_status,
+                        rec.reply});
     in.original = *data;
     queue::new_message m;
     m.id = ids_.next();
@@ -238,15 +244,18 @@ void scheduler::deliver_one(queue::database& db, const queue::due_recipient& r) 
         for (const auto& m : *extra) queue::insert_message(wdb, m);
         *removed = queue::record_outcome(wdb, rec);
       },
-      [this, line, extra, removed, send_dsn, msg_id = r.message_id, forwards = o.forward.size(), bounce](
+      [this, line, extra, removed, send_dsn, msg_id = r.message_id, forwards = o.forward.size(), bounce, delay_report,
+       lost_bounce = rec.status == queue::rcpt_status::failed && r.sender.empty()](
           queue::store_result res, const std::string& detail) {
         if (res == queue::store_result::ok) {
           log_(line);
           for (std::size_t i = 0; i < forwards; ++i)
             log_(fmt::format("{}: forwarded as {}", msg_id, (*extra)[i].id));
           if (send_dsn)
-            log_(fmt::format("{}: sender {} notification: {}", msg_id, bounce ? "non-delivery" : "delivery status",
-                             extra->back().id));
+            log_(fmt::format("{}: sender {} notification: {}", msg_id,
+                             bounce ? "non-delivery" : delay_report ? "delay" : "delivery status", extra->back().id));
+          // A failed bounce is not bounced again: that is where bounce loops would start.
+          if (lost_bounce) log_(fmt::format("{}: undeliverable message from <> discarded", msg_id));
           if (*removed) log_(fmt::format("{}: removed", msg_id));
         } else {
           // The lease expires and the recipient is tried again: a duplicate

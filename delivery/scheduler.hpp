@@ -34,6 +34,7 @@ struct scheduler_config {
   unsigned concurrency = 8;
   std::int64_t lease_seconds = 900;          // a delivery that takes longer may be tried twice
   std::int64_t history_seconds = 7 * 86400;  // attempts of finished messages kept this long
+  std::int64_t delay_warning_seconds = 0;    // 0: no delay notices
 };
 
 class scheduler {

@@ -153,7 +153,8 @@ config from_table(const toml::table& root) {
 
   if (const auto* t = sub_table(root, "delivery")) {
     check_keys(*t, "delivery",
-               {"enabled", "retry_initial", "retry_max", "max_queue_lifetime", "max_concurrency", "history"});
+               {"enabled", "retry_initial", "retry_max", "max_queue_lifetime", "max_concurrency", "history",
+                "delay_warning"});
     auto& d = c.delivery;
     if (const auto* n = t->get("enabled")) {
       if (!n->is_boolean()) throw bad_config{line_of(*n), "'delivery.enabled' must be true or false"};
@@ -163,6 +164,12 @@ config from_table(const toml::table& root) {
     if (const auto* n = t->get("retry_max")) d.retry_max = get_duration(*n, "delivery.retry_max");
     if (const auto* n = t->get("max_queue_lifetime")) d.max_queue_lifetime = get_duration(*n, "delivery.max_queue_lifetime");
     if (const auto* n = t->get("history")) d.history = get_duration(*n, "delivery.history");
+    if (const auto* n = t->get("delay_warning")) {
+      // "0s" (the default) turns delay notices off.
+      const auto v = n->is_string() ? parse_duration(n->as_string()->get()) : std::nullopt;
+      if (!v) throw bad_config{line_of(*n), "'delivery.delay_warning' must be a duration such as \"4h\", or \"0s\" for none"};
+      d.delay_warning = *v;
+    }
     if (const auto* n = t->get("max_concurrency")) {
       d.max_concurrency = static_cast<unsigned>(get_count(*n, "delivery.max_concurrency"));
       if (d.max_concurrency == 0 || d.max_concurrency > 1000)

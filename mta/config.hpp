@@ -48,6 +48,7 @@ struct delivery_config {
   std::chrono::seconds max_queue_lifetime{5 * 86400};
   unsigned max_concurrency = 8;
   std::chrono::seconds history{7 * 86400};  // attempts of finished messages stay visible this long
+  std::chrono::seconds delay_warning{0};    // 0: no delay notices
 };
 
 struct config {

@@ -76,6 +76,7 @@ int serve(const loaded& l) {
               l.cfg.delivery.max_queue_lifetime.count()};
   sc.concurrency = l.cfg.delivery.max_concurrency;
   sc.history_seconds = l.cfg.delivery.history.count();
+  sc.delay_warning_seconds = l.cfg.delivery.delay_warning.count();
   delivery::scheduler scheduler(sc, writer, l.dir, ids, [](std::string_view line) { mta::maillog::write(line); });
   if (l.cfg.delivery.enabled) {
     writer.on_new_messages([&scheduler] { scheduler.wake(); });

@@ -26,6 +26,7 @@ struct due_recipient {
   std::string ret;
   std::string envid;
   bool smtputf8 = false;
+  bool delay_warned = false;
 };
 
 enum class rcpt_status { delivered, deferred, failed };
@@ -40,6 +41,7 @@ struct outcome_record {
   std::string relay;             // "local", "mx.example[192.0.2.1]:25"
   std::int64_t at = 0;           // when the attempt ended
   std::int64_t next_attempt = 0; // deferred only
+  bool delay_warned = false;     // a delay notice has been sent for this recipient
 };
 
 struct attempt_row {

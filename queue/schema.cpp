@@ -60,6 +60,10 @@ CREATE TABLE attempts (
 CREATE INDEX attempts_message ON attempts(message_id);
 CREATE INDEX attempts_at ON attempts(at);
 )sql",
+    // A delay notice (RFC 3461 NOTIFY=DELAY) goes out once per recipient.
+    R"sql(
+ALTER TABLE recipients ADD COLUMN delay_warned INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 int user_version(database& db) {

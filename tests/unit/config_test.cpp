@@ -54,6 +54,7 @@ TEST_CASE("etc/tern.toml is the built-in development default") {
   CHECK(f.delivery.max_queue_lifetime == d.delivery.max_queue_lifetime);
   CHECK(f.delivery.max_concurrency == d.delivery.max_concurrency);
   CHECK(f.delivery.history == d.delivery.history);
+  CHECK(f.delivery.delay_warning == d.delivery.delay_warning);
   CHECK(f.relay_networks == d.relay_networks);
 }
 

@@ -84,3 +84,13 @@ TEST_CASE("header_section stops at the first empty line") {
   CHECK(delivery::header_section("A: 1\r\nB: 2\r\n\r\nbody") == "A: 1\r\nB: 2\r\n\r\n");
   CHECK(delivery::header_section("A: 1\r\n") == "A: 1\r\n");
 }
+
+TEST_CASE("a delay notice says delayed and that the message is still queued") {
+  auto in = sample();
+  in.rcpts[0].action = "delayed";
+  in.rcpts[0].status = "4.4.1";
+  const auto m = delivery::render_dsn(in);
+  CHECK(m.find("Subject: Delayed Mail (still being retried)") != std::string::npos);
+  CHECK(m.find("you do not need to resend it") != std::string::npos);
+  CHECK(part(m, "message/delivery-status").find("Action: delayed\r\nStatus: 4.4.1\r\n") != std::string::npos);
+}

@@ -113,3 +113,14 @@ TEST_CASE("writer jobs run in the batch transaction and report") {
   }
   fs::remove_all(dir);
 }
+
+TEST_CASE("the delay notice flag is kept with the recipient") {
+  fixture f;
+  auto o = f.outcome(0, queue::rcpt_status::deferred, 1001, 1100);
+  o.delay_warned = true;
+  queue::record_outcome(*f.db, o);
+  const auto due = queue::lease_due(*f.db, 1100, 60, 10);
+  REQUIRE(due.size() == 2);
+  CHECK(due[0].delay_warned);
+  CHECK_FALSE(due[1].delay_warned);
+}
