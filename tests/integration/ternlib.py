@@ -4,8 +4,10 @@ address with its own data directory, talk to it, and stop it by PID.
 Each test module picks its own 127.0.0.x address so that modules can run in
 parallel (ctest -j) without port clashes.
 """
+import grp
 import json
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -32,8 +34,12 @@ class Tern:
     """One `tern serve` process with a private data_dir and config file."""
 
     def __init__(self, host="127.0.0.1", port=2525, users=None, limits=None, extra="", relay_networks=None,
-                 domains=None, aliases=None, deliver=True, delivery=None, catch_all=None):
+                 domains=None, aliases=None, deliver=True, delivery=None, catch_all=None, run_as=None,
+                 run_group="nogroup"):
         self.host = host
+        # run_as: start the server as this unprivileged user (root ignores file
+        # permissions, so tests of unwritable directories need one). The CLI stays root.
+        self.run_as, self.run_group = run_as, run_group
         self.port = port
         self.dir = tempfile.mkdtemp(prefix="tern-test-")
         self.data_dir = os.path.join(self.dir, "var")
@@ -82,9 +88,23 @@ networks = {json.dumps(nets)}
 
     def start(self):
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([TERN, "serve", "--config", self.config], stdout=self.log, stderr=self.log)
+        cmd = [TERN, "serve", "--config", self.config]
+        if self.run_as:
+            self._hand_over()
+            # setpriv execs tern, so self.proc.pid is the server's own PID.
+            cmd = ["setpriv", f"--reuid={self.run_as}", f"--regid={self.run_group}", "--clear-groups", *cmd]
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
         wait_port(self.host, self.port)
         return self
+
+    def _hand_over(self):
+        """Gives the temp tree (config, users file, data dir, mailbox root) to run_as."""
+        uid, gid = pwd.getpwnam(self.run_as).pw_uid, grp.getgrnam(self.run_group).gr_gid
+        os.makedirs(self.data_dir, exist_ok=True)
+        os.makedirs(self.mail_dir, exist_ok=True)
+        for root, dirs, files in os.walk(self.dir):
+            for name in [root] + [os.path.join(root, n) for n in dirs + files]:
+                os.chown(name, uid, gid, follow_symlinks=False)
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
         if self.proc and self.proc.poll() is None:
