@@ -15,6 +15,7 @@
 #include <memory>
 #include <utility>
 
+#include "delivery/timed_socket.hpp"
 #include "mta/maillog.hpp"
 
 namespace mta {
@@ -24,28 +25,7 @@ namespace {
 constexpr std::size_t initial_buffer = 1024;
 constexpr std::size_t max_buffer = 64 * 1024;
 
-// The socket and its deadline timer, shared with the timer's handler so that a
-// handler that fires late never touches a destroyed socket.
-struct connection : std::enable_shared_from_this<connection> {
-  explicit connection(tcp_socket s) : sock(std::move(s)), timer(sock.get_executor()) {}
-
-  void arm(std::chrono::steady_clock::duration d) {
-    timed_out = false;
-    timer.expires_after(d);
-    timer.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
-      auto self = weak.lock();
-      if (!ec && self) {
-        self->timed_out = true;
-        self->sock.cancel();
-      }
-    });
-  }
-  void disarm() { timer.cancel(); }
-
-  tcp_socket sock;
-  net::steady_timer timer;
-  bool timed_out = false;
-};
+using connection = delivery::timed_socket;
 
 struct store_outcome {
   queue::store_result result;
@@ -97,9 +77,7 @@ net::awaitable<bool> write_all(connection& c, const std::string& out, std::chron
 net::awaitable<void> refuse_smtp(tcp_socket sock, std::string reply_line) {
   auto c = std::make_shared<connection>(std::move(sock));
   co_await write_all(*c, reply_line, std::chrono::seconds(10));
-  boost::system::error_code ec;
-  c->sock.shutdown(tcp_socket::shutdown_both, ec);
-  c->sock.close(ec);
+  c->close();
 }
 
 net::awaitable<void> serve_smtp(tcp_socket sock, server_context& ctx, std::string ip) {
@@ -188,8 +166,7 @@ net::awaitable<void> serve_smtp(tcp_socket sock, server_context& ctx, std::strin
     // Data arrives fast in bulk: grow the buffer so that big messages take fewer reads.
     if (len == buf.size() && buf.size() < max_buffer) buf.resize(buf.size() * 2);
   }
-  c->sock.shutdown(tcp_socket::shutdown_both, ec);
-  c->sock.close(ec);
+  c->close();
   maillog::info("disconnect from [{}]", ip);
 }
 
