@@ -11,6 +11,7 @@
 
 #include "delivery/dsn.hpp"
 #include "queue/admin.hpp"
+#include "smtp/address.hpp"
 
 namespace delivery {
 namespace {
@@ -40,7 +41,8 @@ scheduler::scheduler(scheduler_config cfg, queue::writer& writer, const mailbox:
       dir_(dir),
       ids_(ids),
       log_(std::move(log)),
-      local_(dir, cfg_.mailbox_root, cfg_.hostname) {}
+      local_(dir, cfg_.mailbox_root, cfg_.hostname),
+      remote_(std::make_unique<remote_delivery>(cfg_.remote, log_)) {}
 
 scheduler::~scheduler() { stop(); }
 
@@ -82,6 +84,7 @@ void scheduler::stop() {
   }
   dispatch_cv_.notify_all();
   work_cv_.notify_all();
+  remote_->stop();
   if (dispatcher_.joinable()) dispatcher_.join();
   for (auto& w : workers_)
     if (w.joinable()) w.join();
@@ -131,21 +134,35 @@ void scheduler::dispatch_loop() {
 void scheduler::worker_loop() {
   std::unique_ptr<queue::database> db;
   while (true) {
-    queue::due_recipient r;
+    std::vector<queue::due_recipient> group;
     {
       std::unique_lock lock(mu_);
       work_cv_.wait(lock, [&] { return stopping_ || !work_.empty(); });
       if (work_.empty()) return;
-      r = std::move(work_.front());
+      group.push_back(std::move(work_.front()));
       work_.pop_front();
+      // Other recipients of the same message at the same remote domain go in
+      // the same SMTP transaction.
+      const auto& first = group.front();
+      if (!is_local(first.address)) {
+        const auto domain = smtp::lower(domain_of(first.address));
+        for (auto it = work_.begin(); it != work_.end() && group.size() < 100;) {
+          if (it->message_id == first.message_id && smtp::lower(domain_of(it->address)) == domain) {
+            group.push_back(std::move(*it));
+            it = work_.erase(it);
+          } else {
+            ++it;
+          }
+        }
+      }
     }
     try {
       if (!db) db = std::make_unique<queue::database>(cfg_.db_path, queue::database::open_mode::existing);
-      deliver_one(*db, r);
+      deliver_group(*db, group);
     } catch (const std::exception& e) {
-      log_(fmt::format("{}: warning: delivery to <{}> failed: {}", r.message_id, r.address, e.what()));
+      log_(fmt::format("{}: warning: delivery failed: {}", group.front().message_id, e.what()));
       db.reset();
-      finished_one();
+      for (std::size_t i = 0; i < group.size(); ++i) finished_one();
     }
   }
 }
@@ -158,16 +175,40 @@ void scheduler::finished_one() {
   dispatch_cv_.notify_one();
 }
 
-void scheduler::deliver_one(queue::database& db, const queue::due_recipient& r) {
-  const auto data = queue::message_data(db, r.message_id);
+bool scheduler::is_local(const std::string& address) const {
+  const auto d = domain_of(address);
+  return d.empty() || dir_.is_local_domain(d);
+}
+
+void scheduler::deliver_group(queue::database& db, const std::vector<queue::due_recipient>& group) {
+  const auto& first = group.front();
+  const auto data = queue::message_data(db, first.message_id);
   if (!data) {  // deleted (tern queue delete) after it was leased
-    finished_one();
+    for (std::size_t i = 0; i < group.size(); ++i) finished_one();
     return;
   }
-  const bool local = domain_of(r.address).empty() || dir_.is_local_domain(domain_of(r.address));
-  outcome o = local ? local_.deliver(r.address, r.sender, *data)
-                    : deferred(451, "4.4.1", "remote delivery is not available yet");
-  if (!local) o.relay = "none";
+  if (is_local(first.address)) {
+    for (const auto& r : group) record(r, local_.deliver(r.address, r.sender, *data), *data);
+    return;
+  }
+  client_message m;
+  m.sender = first.sender;
+  m.data = *data;
+  m.smtputf8 = first.smtputf8;
+  m.eight_bit = first.body_type == "8BITMIME";
+  m.ret = first.ret;
+  m.envid = first.envid;
+  for (const auto& r : group) m.rcpts.push_back({r.address, r.notify, r.orcpt});
+  auto outcomes = remote_->deliver(domain_of(first.address), m, first.message_id);
+  if (outcomes.empty()) {  // interrupted by shutdown: nothing to record
+    for (std::size_t i = 0; i < group.size(); ++i) finished_one();
+    return;
+  }
+  for (std::size_t i = 0; i < group.size(); ++i) record(group[i], std::move(outcomes[i]), *data);
+}
+
+void scheduler::record(const queue::due_recipient& r, outcome o, const std::string& data_ref) {
+  const std::string* data = &data_ref;
   const auto now = static_cast<std::int64_t>(std::time(nullptr));
 
   queue::outcome_record rec{r.message_id, r.idx, r.address, o.status, o.reply.summary(), o.relay, now, 0,
@@ -235,10 +276,10 @@ void scheduler::deliver_one(queue::database& db, const queue::due_recipient& r) 
                             : rec.status == queue::rcpt_status::deferred ? "deferred"
                                                                          : "bounced";
   // Postfix style: a remote reply is quoted whole, a local result as its text.
-  const auto detail = o.relay == "local" || o.relay == "none" ? o.reply.lines.front() : rec.reply;
+  const auto detail = o.relay == "local" || o.relay == "none" ? o.reply.lines.front() : o.reply.summary();
   auto line = fmt::format("{}: to=<{}>, relay={}, delay={}, dsn={}, status={} ({}{})", r.message_id, r.address,
                           o.relay, delay, dsn_status, status_word, detail,
-                          rec.reply.ends_with("(delivery time expired)") ? ", delivery time expired" : "");
+                          dsn_status == "4.4.7" ? ", delivery time expired" : "");
   writer_.submit(queue::writer::job{
       [rec, extra, removed](queue::database& wdb) {
         for (const auto& m : *extra) queue::insert_message(wdb, m);

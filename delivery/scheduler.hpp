@@ -10,6 +10,7 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "delivery/local_delivery.hpp"
+#include "delivery/remote_delivery.hpp"
 #include "delivery/retry_policy.hpp"
 #include "mailbox/directory.hpp"
 #include "queue/database.hpp"
@@ -35,6 +37,7 @@ struct scheduler_config {
   std::int64_t lease_seconds = 900;          // a delivery that takes longer may be tried twice
   std::int64_t history_seconds = 7 * 86400;  // attempts of finished messages kept this long
   std::int64_t delay_warning_seconds = 0;    // 0: no delay notices
+  remote_config remote;
 };
 
 class scheduler {
@@ -56,7 +59,10 @@ class scheduler {
  private:
   void dispatch_loop();
   void worker_loop();
-  void deliver_one(queue::database& db, const queue::due_recipient& r);
+  // Recipients of one message that share a destination: one SMTP transaction.
+  void deliver_group(queue::database& db, const std::vector<queue::due_recipient>& group);
+  void record(const queue::due_recipient& r, outcome o, const std::string& data);
+  bool is_local(const std::string& address) const;
   std::vector<queue::due_recipient> lease(std::size_t limit);
   bool run_sync(std::function<void(queue::database&)> f);
   void finished_one();
@@ -67,6 +73,7 @@ class scheduler {
   queue::id_generator& ids_;
   log_fn log_;
   local_delivery local_;
+  std::unique_ptr<remote_delivery> remote_;
 
   std::mutex mu_;
   std::condition_variable dispatch_cv_;

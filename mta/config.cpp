@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "delivery/remote_delivery.hpp"
 #include "mta/network.hpp"
 #include "smtp/address.hpp"
 
@@ -154,7 +155,7 @@ config from_table(const toml::table& root) {
   if (const auto* t = sub_table(root, "delivery")) {
     check_keys(*t, "delivery",
                {"enabled", "retry_initial", "retry_max", "max_queue_lifetime", "max_concurrency", "history",
-                "delay_warning"});
+                "delay_warning", "smtp_port", "transports", "dns_servers", "tls"});
     auto& d = c.delivery;
     if (const auto* n = t->get("enabled")) {
       if (!n->is_boolean()) throw bad_config{line_of(*n), "'delivery.enabled' must be true or false"};
@@ -174,6 +175,32 @@ config from_table(const toml::table& root) {
       d.max_concurrency = static_cast<unsigned>(get_count(*n, "delivery.max_concurrency"));
       if (d.max_concurrency == 0 || d.max_concurrency > 1000)
         throw bad_config{line_of(*n), "'delivery.max_concurrency' must be between 1 and 1000"};
+    }
+    if (const auto* n = t->get("smtp_port")) {
+      const auto p = get_count(*n, "delivery.smtp_port");
+      if (p == 0 || p > 65535) throw bad_config{line_of(*n), "'delivery.smtp_port' must be a port number"};
+      d.smtp_port = static_cast<std::uint16_t>(p);
+    }
+    if (const auto* n = t->get("tls")) {
+      d.tls = get_string(*n, "delivery.tls");
+      if (d.tls != "none" && d.tls != "may" && d.tls != "encrypt")
+        throw bad_config{line_of(*n), "'delivery.tls' must be \"none\", \"may\" or \"encrypt\""};
+    }
+    if (const auto* n = t->get("dns_servers")) {
+      d.dns_servers = get_strings(*n, "delivery.dns_servers");
+      for (const auto& elem : *n->as_array())
+        if (!parse_endpoint(elem.as_string()->get()))
+          throw bad_config{line_of(elem), fmt::format("'delivery.dns_servers': \"{}\" is not address:port",
+                                                      elem.as_string()->get())};
+    }
+    if (const auto* a = t->get("transports")) {
+      if (!a->is_table()) throw bad_config{line_of(*a), "'delivery.transports' must be a table of domain = \"[host]:port\""};
+      for (const auto& [k, v] : *a->as_table()) {
+        const auto target = get_string(v, "delivery.transports");
+        if (!delivery::parse_route(target, d.smtp_port))
+          throw bad_config{line_of(v), fmt::format("transport \"{}\" is not \"[host]:port\" or \"host:port\"", target)};
+        d.transports[smtp::lower(k.str())] = target;
+      }
     }
     if (d.retry_max < d.retry_initial)
       throw bad_config{line_of(*t), "'delivery.retry_max' is shorter than 'delivery.retry_initial'"};

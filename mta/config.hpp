@@ -49,6 +49,10 @@ struct delivery_config {
   unsigned max_concurrency = 8;
   std::chrono::seconds history{7 * 86400};  // attempts of finished messages stay visible this long
   std::chrono::seconds delay_warning{0};    // 0: no delay notices
+  std::uint16_t smtp_port = 25;              // where other mail servers listen
+  std::map<std::string, std::string> transports;  // domain or "*" -> "[host]:port" (smart host)
+  std::vector<std::string> dns_servers;      // "127.0.0.1:5353"; empty: /etc/resolv.conf
+  std::string tls = "may";                   // "none" | "may" | "encrypt" for outbound SMTP
 };
 
 struct config {

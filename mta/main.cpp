@@ -77,6 +77,16 @@ int serve(const loaded& l) {
   sc.concurrency = l.cfg.delivery.max_concurrency;
   sc.history_seconds = l.cfg.delivery.history.count();
   sc.delay_warning_seconds = l.cfg.delivery.delay_warning.count();
+  auto& remote = sc.remote;
+  remote.hostname = l.cfg.hostname;
+  remote.client.helo_name = l.cfg.hostname;
+  remote.client.tls = l.cfg.delivery.tls == "none"      ? delivery::tls_mode::none
+                  : l.cfg.delivery.tls == "encrypt" ? delivery::tls_mode::encrypt
+                                                    : delivery::tls_mode::may;
+  remote.port = l.cfg.delivery.smtp_port;
+  remote.transports = l.cfg.delivery.transports;
+  remote.dns_servers = l.cfg.delivery.dns_servers;
+  for (const auto& ep : l.cfg.smtp_listen) remote.self.push_back(ep.str());
   delivery::scheduler scheduler(sc, writer, l.dir, ids, [](std::string_view line) { mta::maillog::write(line); });
   if (l.cfg.delivery.enabled) {
     writer.on_new_messages([&scheduler] { scheduler.wake(); });

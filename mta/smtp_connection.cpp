@@ -36,16 +36,19 @@ struct store_outcome {
 // own executor once the commit has returned.
 net::awaitable<store_outcome> store(queue::writer& w, queue::new_message m) {
   auto ex = co_await net::this_coro::executor;
-  co_return co_await net::async_initiate<decltype(net::use_awaitable), void(store_outcome)>(
-      [&w, ex](auto handler, queue::new_message msg) {
-        auto h = std::make_shared<decltype(handler)>(std::move(handler));
-        // The work guard keeps io_context::run() from returning while a commit is pending.
-        auto guard = std::make_shared<net::executor_work_guard<decltype(ex)>>(ex);
-        w.submit(std::move(msg), [h, guard, ex](queue::store_result r, const std::string& detail) {
-          net::post(ex, [h, guard, r, detail]() mutable { std::move (*h)(store_outcome{r, detail}); });
-        });
-      },
-      net::use_awaitable, std::move(m));
+  // A named initiation, not a temporary inside the co_await expression: GCC 12
+  // destroys such temporaries wrongly.
+  auto initiate = [&w, ex](auto handler, queue::new_message msg) {
+    auto h = std::make_shared<decltype(handler)>(std::move(handler));
+    // The work guard keeps io_context::run() from returning while a commit is pending.
+    auto guard = std::make_shared<net::executor_work_guard<decltype(ex)>>(ex);
+    w.submit(std::move(msg), [h, guard, ex](queue::store_result r, const std::string& detail) {
+      net::post(ex, [h, guard, r, detail]() mutable { std::move (*h)(store_outcome{r, detail}); });
+    });
+  };
+  auto outcome = co_await net::async_initiate<decltype(net::use_awaitable), void(store_outcome)>(
+      initiate, net::use_awaitable, std::move(m));
+  co_return outcome;
 }
 
 queue::new_message to_queue(smtp::session& s) {

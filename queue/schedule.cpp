@@ -14,7 +14,7 @@ std::string_view to_string(rcpt_status s) {
 std::vector<due_recipient> lease_due(database& db, std::int64_t now, std::int64_t lease_seconds, std::size_t limit) {
   auto& sel = db.cached(
       "SELECT r.message_id, r.idx, r.address, r.attempts, m.received_at, m.sender, r.dsn_notify, r.dsn_orcpt, "
-      "m.dsn_ret, m.dsn_envid, m.smtputf8, r.delay_warned FROM recipients r JOIN messages m ON m.id = r.message_id "
+      "m.dsn_ret, m.dsn_envid, m.smtputf8, r.delay_warned, m.body_type FROM recipients r JOIN messages m ON m.id = r.message_id "
       "WHERE r.status IN ('queued', 'deferred') AND r.next_attempt <= ?1 AND r.lease_until <= ?1 AND m.held = 0 "
       "ORDER BY r.next_attempt, r.message_id, r.idx LIMIT ?2");
   sel.bind(1, now).bind(2, static_cast<std::int64_t>(limit));
@@ -22,7 +22,7 @@ std::vector<due_recipient> lease_due(database& db, std::int64_t now, std::int64_
   while (sel.step())
     out.push_back({sel.column_text(0), sel.column_int(1), sel.column_text(2), sel.column_int(3), sel.column_int(4),
                    sel.column_text(5), sel.column_text(6), sel.column_text(7), sel.column_text(8),
-                   sel.column_text(9), sel.column_int(10) != 0, sel.column_int(11) != 0});
+                   sel.column_text(9), sel.column_int(10) != 0, sel.column_int(11) != 0, sel.column_text(12)});
   sel.reset();
   auto& upd = db.cached("UPDATE recipients SET lease_until = ?3 WHERE message_id = ?1 AND idx = ?2");
   for (const auto& r : out) {

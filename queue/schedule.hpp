@@ -27,6 +27,7 @@ struct due_recipient {
   std::string envid;
   bool smtputf8 = false;
   bool delay_warned = false;
+  std::string body_type;  // "8BITMIME", "7BIT" or ""
 };
 
 enum class rcpt_status { delivered, deferred, failed };

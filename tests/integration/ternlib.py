@@ -19,6 +19,13 @@ TERN = os.environ.get("TERN_BIN", os.path.join(os.path.dirname(__file__), "../..
 DEFAULT_USERS = ["alice@example.test", "bob@example.test", "carol@example.test"]
 
 
+def toml_value(v):
+    """A Python value as TOML: dicts become inline tables."""
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(x)}" for k, x in v.items()) + " }"
+    return json.dumps(v)
+
+
 def wait_port(host, port, timeout=10.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -55,9 +62,11 @@ class Tern:
         al = aliases if aliases is not None else {"postmaster@example.test": ["alice@example.test"]}
         al_toml = "\n".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in al.items())
         # Tests of receipt alone turn delivery off so that what they queue stays put.
-        dl = {"enabled": deliver}
+        # Never the machine's resolver: tests only talk to loopback. A DNS
+        # server nobody runs answers "connection refused" at once.
+        dl = {"enabled": deliver, "dns_servers": ["127.0.0.1:1"]}
         dl.update(delivery or {})
-        dl_toml = "\n".join(f"{k} = {json.dumps(v)}" for k, v in dl.items())
+        dl_toml = "\n".join(f"{k} = {toml_value(v)}" for k, v in dl.items())
         ca_toml = "\n".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in (catch_all or {}).items())
         self.mail_dir = os.path.join(self.dir, "mail")
         self.config = os.path.join(self.dir, "tern.toml")

@@ -285,13 +285,15 @@ class BrokenRoot(Base):
 
 
 class Expiry(Base):
-    """One server, four messages that cannot be delivered (no remote delivery
-    yet), all expiring together after max_queue_lifetime = 3 s."""
+    """One server, four messages that cannot be delivered (remote.test is
+    routed to a closed loopback port), all expiring together after
+    max_queue_lifetime = 3 s."""
 
     @classmethod
     def setUpClass(cls):
         cls.t = t = Tern(host=HOST, port=PORT, deliver=True,
-                         delivery={"retry_initial": "1s", "retry_max": "1s", "max_queue_lifetime": "3s"})
+                         delivery={"retry_initial": "1s", "retry_max": "1s", "max_queue_lifetime": "3s",
+                                   "transports": {"remote.test": "[127.0.0.1]:9"}})
         cls.addClassCleanup(shutil.rmtree, t.dir, True)
         cls.addClassCleanup(t.stop)
         t.start()
@@ -321,10 +323,12 @@ class Expiry(Base):
         self.assertLess(self.elapsed, 10)
         log = self.t.logs()
         for key, qid in self.ids.items():
-            self.assertRegex(log, rf"{qid}: to=<someone@remote\.test>, relay=none, delay=\d+, dsn=4\.4\.7, "
-                                  r"status=bounced \(remote delivery is not available yet, delivery time expired\)")
-            self.assertRegex(log, rf"{qid}: to=<someone@remote\.test>, relay=none, delay=\d+, dsn=4\.4\.1, "
-                                  r"status=deferred \(remote delivery is not available yet\)")
+            relay = r"127\.0\.0\.1\[127\.0\.0\.1\]:9"
+            refused = rf"451 4\.4\.1 connect to {relay}: Connection refused"
+            self.assertRegex(log, rf"{qid}: to=<someone@remote\.test>, relay={relay}, delay=\d+, dsn=4\.4\.7, "
+                                  rf"status=bounced \({refused}, delivery time expired\)")
+            self.assertRegex(log, rf"{qid}: to=<someone@remote\.test>, relay={relay}, delay=\d+, dsn=4\.4\.1, "
+                                  rf"status=deferred \({refused}\)")
 
     def test_bounce_is_a_delivery_status_report(self):
         msg = self.dsn_for("hdrs")
@@ -336,7 +340,8 @@ class Expiry(Base):
         r = rcpts[0]
         self.assertEqual(r["Final-Recipient"], "rfc822; someone@remote.test")
         self.assertEqual((r["Action"], r["Status"]), ("failed", "4.4.7"))
-        self.assertRegex(r["Diagnostic-Code"], r"^smtp; 451 4\.4\.1 remote delivery is not available yet")
+        self.assertRegex(r["Diagnostic-Code"],
+                         r"^smtp; 451 4\.4\.1 connect to 127\.0\.0\.1\[127\.0\.0\.1\]:9: Connection refused")
         parts = msg.get_payload()
         self.assertEqual([p.get_content_type() for p in parts],
                          ["text/plain", "message/delivery-status", "text/rfc822-headers"])

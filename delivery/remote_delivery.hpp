@@ -1,0 +1,75 @@
+// Delivery to other mail servers: find the destination (the transport table,
+// else the domain's MX records, else its A/AAAA as an implicit MX), then try
+// each server in turn until every recipient has a final word or none is left.
+// Runs its own io_context thread (c-ares and the SMTP client are Asio code);
+// the scheduler's worker threads call deliver() and wait.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "delivery/outcome.hpp"
+#include "delivery/smtp_client.hpp"
+
+namespace delivery {
+
+class resolver;
+
+struct remote_config {
+  client_config client;
+  std::string hostname;                          // ours: an MX with this name is a loop
+  std::uint16_t port = 25;                       // where remote servers listen
+  std::map<std::string, std::string> transports; // domain (or "*") -> "[host]:port" or "host:port"
+  std::vector<std::string> dns_servers;          // "127.0.0.1:5353"; empty: /etc/resolv.conf
+  std::vector<std::string> self;                 // our own listening "ip:port": delivering there is a loop
+};
+
+// A route from the transport table: "[host]:port" means exactly that host (no
+// MX lookup), "host:port" means host's MX records, as Postfix's relayhost.
+struct route {
+  std::string host;
+  std::uint16_t port = 25;
+  bool mx_lookup = true;
+};
+std::optional<route> parse_route(std::string_view s, std::uint16_t default_port);
+
+// Received: headers in the header section; past 50 a message is looping (RFC 5321 §6.3).
+std::size_t count_received(std::string_view message);
+
+class remote_delivery {
+ public:
+  using log_fn = std::function<void(std::string_view)>;
+  remote_delivery(remote_config cfg, log_fn log);
+  ~remote_delivery();
+  remote_delivery(const remote_delivery&) = delete;
+  remote_delivery& operator=(const remote_delivery&) = delete;
+
+  // All recipients share `domain`; returns one outcome per recipient, in order.
+  // Blocks the calling thread (a scheduler worker) until done. Returns nothing
+  // when stop() interrupted it: then there is no outcome to record, and the
+  // next start-up releases the lease so the recipients are tried at once.
+  std::vector<outcome> deliver(const std::string& domain, const client_message& msg, const std::string& queue_id);
+  // Abandons deliveries in flight (shutdown must not wait for SMTP timeouts).
+  void stop();
+
+ private:
+  boost::asio::io_context ioc_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  std::unique_ptr<resolver> resolver_;
+  remote_config cfg_;
+  log_fn log_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+}  // namespace delivery
