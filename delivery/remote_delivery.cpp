@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <charconv>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <fmt/format.h>
 
@@ -156,6 +159,23 @@ std::vector<outcome> remote_delivery::deliver(const std::string& domain, const c
       if (any_temporary || hosts.size() > 1) co_return all(n, deferred(451, "4.4.3", dns_problem));
       co_return all(n, failed(550, "5.1.2", dns_problem));
     }
+
+    // Wait for a free slot at this destination (bounded by the shutdown check
+    // in deliver()); released however this coroutine ends.
+    const std::string dest = t != cfg_.transports.end() ? t->second : smtp::lower(domain);
+    net::steady_timer wait(ioc_);
+    while (busy_[dest] >= std::max(1u, cfg_.per_destination_concurrency)) {
+      wait.expires_after(std::chrono::milliseconds(20));
+      co_await wait.async_wait(net::as_tuple(net::use_awaitable));
+    }
+    ++busy_[dest];
+    struct slot {
+      std::map<std::string, unsigned>& busy;
+      const std::string& dest;
+      ~slot() {
+        if (--busy[dest] == 0) busy.erase(dest);
+      }
+    } held{busy_, dest};
 
     std::vector<std::optional<outcome>> result(n);
     std::vector<std::size_t> pending(n);

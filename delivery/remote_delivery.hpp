@@ -32,6 +32,10 @@ struct remote_config {
   std::map<std::string, std::string> transports; // domain (or "*") -> "[host]:port" or "host:port"
   std::vector<std::string> dns_servers;          // "127.0.0.1:5353"; empty: /etc/resolv.conf
   std::vector<std::string> self;                 // our own listening "ip:port": delivering there is a loop
+  // Connections at once to one destination (a domain, or its transport), as
+  // Postfix's default_destination_concurrency_limit: one slow site must not
+  // take every connection, nor should we flood it.
+  unsigned per_destination_concurrency = 20;
 };
 
 // A route from the transport table: "[host]:port" means exactly that host (no
@@ -68,6 +72,7 @@ class remote_delivery {
   std::unique_ptr<resolver> resolver_;
   remote_config cfg_;
   log_fn log_;
+  std::map<std::string, unsigned> busy_;  // destination -> connections in use; loop thread only
   std::atomic<bool> stopping_{false};
   std::thread thread_;
 };

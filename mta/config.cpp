@@ -155,7 +155,7 @@ config from_table(const toml::table& root) {
   if (const auto* t = sub_table(root, "delivery")) {
     check_keys(*t, "delivery",
                {"enabled", "retry_initial", "retry_max", "max_queue_lifetime", "max_concurrency", "history",
-                "delay_warning", "smtp_port", "transports", "dns_servers", "tls"});
+                "delay_warning", "smtp_port", "transports", "dns_servers", "tls", "per_destination_concurrency"});
     auto& d = c.delivery;
     if (const auto* n = t->get("enabled")) {
       if (!n->is_boolean()) throw bad_config{line_of(*n), "'delivery.enabled' must be true or false"};
@@ -180,6 +180,11 @@ config from_table(const toml::table& root) {
       const auto p = get_count(*n, "delivery.smtp_port");
       if (p == 0 || p > 65535) throw bad_config{line_of(*n), "'delivery.smtp_port' must be a port number"};
       d.smtp_port = static_cast<std::uint16_t>(p);
+    }
+    if (const auto* n = t->get("per_destination_concurrency")) {
+      d.per_destination_concurrency = static_cast<unsigned>(get_count(*n, "delivery.per_destination_concurrency"));
+      if (d.per_destination_concurrency == 0)
+        throw bad_config{line_of(*n), "'delivery.per_destination_concurrency' must be at least 1"};
     }
     if (const auto* n = t->get("tls")) {
       d.tls = get_string(*n, "delivery.tls");

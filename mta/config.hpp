@@ -53,6 +53,7 @@ struct delivery_config {
   std::map<std::string, std::string> transports;  // domain or "*" -> "[host]:port" (smart host)
   std::vector<std::string> dns_servers;      // "127.0.0.1:5353"; empty: /etc/resolv.conf
   std::string tls = "may";                   // "none" | "may" | "encrypt" for outbound SMTP
+  unsigned per_destination_concurrency = 20; // connections at once to one destination
 };
 
 struct config {

@@ -86,6 +86,7 @@ int serve(const loaded& l) {
   remote.port = l.cfg.delivery.smtp_port;
   remote.transports = l.cfg.delivery.transports;
   remote.dns_servers = l.cfg.delivery.dns_servers;
+  remote.per_destination_concurrency = l.cfg.delivery.per_destination_concurrency;
   for (const auto& ep : l.cfg.smtp_listen) remote.self.push_back(ep.str());
   delivery::scheduler scheduler(sc, writer, l.dir, ids, [](std::string_view line) { mta::maillog::write(line); });
   if (l.cfg.delivery.enabled) {

@@ -55,6 +55,11 @@ TEST_CASE("etc/tern.toml is the built-in development default") {
   CHECK(f.delivery.max_concurrency == d.delivery.max_concurrency);
   CHECK(f.delivery.history == d.delivery.history);
   CHECK(f.delivery.delay_warning == d.delivery.delay_warning);
+  CHECK(f.delivery.smtp_port == d.delivery.smtp_port);
+  CHECK(f.delivery.tls == d.delivery.tls);
+  CHECK(f.delivery.per_destination_concurrency == d.delivery.per_destination_concurrency);
+  CHECK(f.delivery.dns_servers == d.delivery.dns_servers);
+  CHECK(f.delivery.transports == d.delivery.transports);
   CHECK(f.relay_networks == d.relay_networks);
 }
 
@@ -91,6 +96,9 @@ TEST_CASE("bad files name the line and the problem") {
       {"[delivery]\nmax_concurrency = 0\n", 2, "between 1 and 1000"},
       {"[delivery]\nretry_initial = \"1h\"\nretry_max = \"5m\"\n", 1, "shorter than"},
       {"[delivery]\nretries = 3\n", 2, "unknown key 'delivery.retries'"},
+      {"[delivery]\ntls = \"always\"\n", 2, "must be \"none\", \"may\" or \"encrypt\""},
+      {"[delivery]\ndns_servers = [\"dns.example:53\"]\n", 2, "is not address:port"},
+      {"[delivery.transports]\n\"a.test\" = \"[relay]:x\"\n", 2, "is not \"[host]:port\""},
       {"[local]\ndomains = [\"a.test\"]\n[local.catch_all]\n\"b.test\" = \"x@a.test\"\n", 4, "not in local.domains"},
       {"[smtp]\nlisten = [\n  \"127.0.0.1:25\",\n  \"nope:25\",\n]\n", 4, "is not address:port"},
       {"[relay]\nnetworks = [\n  \"127.0.0.0/8\",\n  \"x\",\n]\n", 4, "is not a network"},
