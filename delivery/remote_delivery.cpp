@@ -75,6 +75,7 @@ std::size_t count_received(std::string_view message) {
 remote_delivery::remote_delivery(remote_config cfg, log_fn log)
     : work_(net::make_work_guard(ioc_)),
       resolver_(std::make_unique<resolver>(ioc_, cfg.dns_servers)),
+      cache_(std::make_unique<connection_cache>(cfg.connection_idle, cfg.connection_reuse_limit)),
       cfg_(std::move(cfg)),
       log_(std::move(log)),
       thread_([this] { ioc_.run(); }) {}
@@ -82,9 +83,13 @@ remote_delivery::remote_delivery(remote_config cfg, log_fn log)
 remote_delivery::~remote_delivery() {
   // The resolver belongs to the loop's thread: destroy it there, then stop.
   // After stop() the loop is gone and this thread may do it.
-  net::post(ioc_, [this] { resolver_.reset(); });
+  net::post(ioc_, [this] {
+    cache_.reset();
+    resolver_.reset();
+  });
   work_.reset();
   if (thread_.joinable()) thread_.join();
+  cache_.reset();
   resolver_.reset();
 }
 
@@ -187,7 +192,7 @@ std::vector<outcome> remote_delivery::deliver(const std::string& domain, const c
       sub.rcpts.clear();
       for (auto i : pending) sub.rcpts.push_back(msg.rcpts[i]);
       const auto relay = fmt::format("{}[{}]:{}", s.name, s.ep.address().to_string(), s.ep.port());
-      const auto a = co_await smtp_transaction(s.ep, s.name, cfg_.client, sub);
+      const auto a = co_await smtp_transaction(s.ep, s.name, cfg_.client, sub, cache_.get());
       if (protocol_error(a)) {
         log_(fmt::format("{}: warning: protocol error with {}: {}", queue_id, relay,
                          a.reply ? a.reply->summary() : a.detail));

@@ -36,6 +36,10 @@ struct remote_config {
   // Postfix's default_destination_concurrency_limit: one slow site must not
   // take every connection, nor should we flood it.
   unsigned per_destination_concurrency = 20;
+  // A connection is kept this long after a transaction for the next message
+  // to the same server, for at most this many messages (0 s: never kept).
+  std::chrono::seconds connection_idle{5};
+  unsigned connection_reuse_limit = 100;
 };
 
 // A route from the transport table: "[host]:port" means exactly that host (no
@@ -70,6 +74,7 @@ class remote_delivery {
   boost::asio::io_context ioc_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   std::unique_ptr<resolver> resolver_;
+  std::unique_ptr<connection_cache> cache_;
   remote_config cfg_;
   log_fn log_;
   std::map<std::string, unsigned> busy_;  // destination -> connections in use; loop thread only

@@ -72,16 +72,31 @@ ssl::context& tls_context() {
   return ctx;
 }
 
-template <typename Stream>
+}  // namespace
+
+// An open SMTP session between transactions: the socket, TLS over it once
+// STARTTLS succeeded, what the server offers, and input not yet parsed.
+struct connection {
+  std::shared_ptr<timed_socket> t;
+  std::unique_ptr<ssl::stream<tcp::socket&>> tls;
+  std::string buf;
+  extensions ext;
+  std::string tls_info;
+  unsigned transactions = 0;
+  std::unique_ptr<net::steady_timer> idle;  // while parked in the cache
+};
+
+namespace {
+
 class dialog {
  public:
-  dialog(Stream& s, timed_socket& t, const client_config& cfg, attempt& a) : s_(s), t_(t), cfg_(cfg), a_(a) {}
+  dialog(connection& c, const client_config& cfg, attempt& a) : c_(c), cfg_(cfg), a_(a) {}
 
   net::awaitable<std::optional<smtp::reply>> read(std::chrono::seconds timeout, stage st) {
     while (true) {
-      if (!buf_.empty()) {
-        const auto r = parser_.feed(buf_);
-        buf_.erase(0, r.consumed);
+      if (!c_.buf.empty()) {
+        const auto r = parser_.feed(c_.buf);
+        c_.buf.erase(0, r.consumed);
         if (r.st == smtp::reply_parser::status::done) {
           auto rep = parser_.take();
           a_.transcript.push_back("<- " + rep.summary());
@@ -93,22 +108,32 @@ class dialog {
         }
       }
       char tmp[4096];
-      t_.arm(timeout);
-      auto [ec, n] = co_await s_.async_read_some(net::buffer(tmp), net::as_tuple(net::use_awaitable));
-      t_.disarm();
+      c_.t->arm(timeout);
+      boost::system::error_code ec;
+      std::size_t n = 0;
+      if (c_.tls)
+        std::tie(ec, n) = co_await c_.tls->async_read_some(net::buffer(tmp), net::as_tuple(net::use_awaitable));
+      else
+        std::tie(ec, n) = co_await c_.t->sock.async_read_some(net::buffer(tmp), net::as_tuple(net::use_awaitable));
+      c_.t->disarm();
       if (ec) {
-        fail(st, fmt::format("{} while {}", t_.timed_out ? "timeout" : "lost connection", describe(st)));
+        fail(st, fmt::format("{} while {}", c_.t->timed_out ? "timeout" : "lost connection", describe(st)));
         co_return std::nullopt;
       }
-      buf_.append(tmp, n);
+      c_.buf.append(tmp, n);
     }
   }
 
   net::awaitable<bool> write(std::string_view data, std::chrono::seconds timeout, stage st) {
-    t_.arm(timeout);
-    auto [ec, n] = co_await net::async_write(s_, net::buffer(data), net::as_tuple(net::use_awaitable));
-    t_.disarm();
-    if (ec) fail(st, fmt::format("{} while {}", t_.timed_out ? "timeout" : "lost connection", describe(st)));
+    c_.t->arm(timeout);
+    boost::system::error_code ec;
+    std::size_t n = 0;
+    if (c_.tls)
+      std::tie(ec, n) = co_await net::async_write(*c_.tls, net::buffer(data), net::as_tuple(net::use_awaitable));
+    else
+      std::tie(ec, n) = co_await net::async_write(c_.t->sock, net::buffer(data), net::as_tuple(net::use_awaitable));
+    c_.t->disarm();
+    if (ec) fail(st, fmt::format("{} while {}", c_.t->timed_out ? "timeout" : "lost connection", describe(st)));
     co_return !ec;
   }
 
@@ -130,15 +155,11 @@ class dialog {
     a_.io_error = true;
     a_.detail = std::move(detail);
   }
-  // RFC 3207 §4.2 (CVE-2011-0411 class): nothing read before TLS may be used after it.
-  void discard_buffer() { buf_.clear(); }
 
  private:
-  Stream& s_;
-  timed_socket& t_;
+  connection& c_;
   const client_config& cfg_;
   attempt& a_;
-  std::string buf_;
   smtp::reply_parser parser_;
 };
 
@@ -150,8 +171,7 @@ bool ended_with(attempt& a, stage st, const std::optional<smtp::reply>& r, bool 
   return true;
 }
 
-template <typename Stream>
-net::awaitable<void> ehlo(dialog<Stream>& d, const client_config& cfg, attempt& a, extensions& ext) {
+net::awaitable<void> ehlo(dialog& d, const client_config& cfg, attempt& a, extensions& ext) {
   const std::string ehlo_line = "EHLO " + cfg.helo_name;
   auto r = co_await d.command(ehlo_line, stage::ehlo);
   if (!r) co_return;
@@ -171,9 +191,8 @@ net::awaitable<void> ehlo(dialog<Stream>& d, const client_config& cfg, attempt& 
   a.at = stage::mail;
 }
 
-// MAIL, RCPT…, DATA, the message, QUIT; pipelined when the server allows it.
-template <typename Stream>
-net::awaitable<void> transaction(dialog<Stream>& d, const client_config& cfg, attempt& a, const extensions& ext,
+// MAIL, RCPT…, DATA and the message; pipelined when the server allows it.
+net::awaitable<void> transaction(dialog& d, const client_config& cfg, attempt& a, const extensions& ext,
                                  const client_message& m) {
   if (ext.size && m.data.size() > ext.size) {
     a.at = stage::mail;
@@ -276,92 +295,191 @@ net::awaitable<void> transaction(dialog<Stream>& d, const client_config& cfg, at
 }
 
 // A QUIT that fails (the server already hung up) changes nothing about the outcome.
-template <typename Stream>
-net::awaitable<void> quit(dialog<Stream>& d, attempt& a) {
+net::awaitable<void> quit(dialog& d, attempt& a) {
   const attempt before = a;
   co_await d.command("QUIT", stage::done);
   a = before;
 }
 
-}  // namespace
 
-net::awaitable<attempt> smtp_transaction(const tcp::endpoint& server, const std::string& server_name,
-                                         const client_config& cfg, const client_message& msg) {
-  attempt a;
+// Connect, greet, EHLO, STARTTLS (when offered and allowed), EHLO again. On
+// success `c` is ready for MAIL; otherwise `a` says why not and `c` is closed.
+net::awaitable<void> open(connection& c, const tcp::endpoint& server, const std::string& server_name,
+                          const client_config& cfg, attempt& a) {
   auto ex = co_await net::this_coro::executor;
-  auto t = std::make_shared<timed_socket>(tcp::socket(ex));
-  t->arm(cfg.connect_timeout);
-  auto [cec] = co_await t->sock.async_connect(server, net::as_tuple(net::use_awaitable));
-  t->disarm();
+  c.t = std::make_shared<timed_socket>(tcp::socket(ex));
+  c.t->arm(cfg.connect_timeout);
+  auto [cec] = co_await c.t->sock.async_connect(server, net::as_tuple(net::use_awaitable));
+  c.t->disarm();
   if (cec) {
     a.at = stage::connect;
     a.io_error = true;
     a.detail = fmt::format("connect to {}[{}]:{}: {}", server_name, server.address().to_string(), server.port(),
-                           t->timed_out ? "timed out" : cec.message());
-    co_return a;
+                           c.t->timed_out ? "timed out" : cec.message());
+    c.t->close();
+    co_return;
   }
-  dialog<tcp::socket> plain(t->sock, *t, cfg, a);
+  dialog d(c, cfg, a);
   a.at = stage::greeting;
-  auto greeting = co_await plain.read(cfg.greeting_timeout, stage::greeting);
+  auto greeting = co_await d.read(cfg.greeting_timeout, stage::greeting);
   if (ended_with(a, stage::greeting, greeting, greeting && greeting->code == 220)) {
-    if (greeting) co_await quit(plain, a);
-    t->close();
-    co_return a;
+    if (greeting) co_await quit(d, a);
+    c.t->close();
+    co_return;
   }
-  extensions ext;
-  co_await ehlo(plain, cfg, a, ext);
+  co_await ehlo(d, cfg, a, c.ext);
   if (a.io_error || a.reply) {
-    if (!a.io_error) co_await quit(plain, a);
-    t->close();
-    co_return a;
+    if (!a.io_error) co_await quit(d, a);
+    c.t->close();
+    co_return;
   }
-  if (!ext.starttls || cfg.tls == tls_mode::none) {
+  if (!c.ext.starttls || cfg.tls == tls_mode::none) {
     if (cfg.tls == tls_mode::encrypt) {
       a.at = stage::starttls;
       a.local_refusal = true;
       a.detail = "TLS is required, but the server does not offer STARTTLS";
       a.reply = smtp::make_reply(451, "4.7.5", a.detail);
-      co_await quit(plain, a);
-      t->close();
-      co_return a;
+      co_await quit(d, a);
+      c.t->close();
     }
-    co_await transaction(plain, cfg, a, ext, msg);
-    if (!a.io_error) co_await quit(plain, a);
-    t->close();
-    co_return a;
+    co_return;
   }
-
-  auto r = co_await plain.command("STARTTLS", stage::starttls);
+  auto r = co_await d.command("STARTTLS", stage::starttls);
   if (!r || r->code != 220) {
     if (r) {
       a.at = stage::starttls;
       a.reply = *r;
-      co_await quit(plain, a);
+      co_await quit(d, a);
     }
-    t->close();
-    co_return a;
+    c.t->close();
+    co_return;
   }
-  plain.discard_buffer();
-  ssl::stream<tcp::socket&> tls(t->sock, tls_context());
-  if (!server_name.empty()) SSL_set_tlsext_host_name(tls.native_handle(), server_name.c_str());
-  t->arm(cfg.command_timeout);
-  auto [hec] = co_await tls.async_handshake(ssl::stream_base::client, net::as_tuple(net::use_awaitable));
-  t->disarm();
+  // RFC 3207 §4.2 (CVE-2011-0411 class): nothing read before TLS may be used after it.
+  c.buf.clear();
+  c.tls = std::make_unique<ssl::stream<tcp::socket&>>(c.t->sock, tls_context());
+  if (!server_name.empty()) SSL_set_tlsext_host_name(c.tls->native_handle(), server_name.c_str());
+  c.t->arm(cfg.command_timeout);
+  auto [hec] = co_await c.tls->async_handshake(ssl::stream_base::client, net::as_tuple(net::use_awaitable));
+  c.t->disarm();
   if (hec) {
     a.at = stage::starttls;
     a.io_error = true;
-    a.detail = fmt::format("TLS handshake failed: {}", t->timed_out ? "timeout" : hec.message());
-    t->close();
+    a.detail = fmt::format("TLS handshake failed: {}", c.t->timed_out ? "timeout" : hec.message());
+    c.t->close();
+    co_return;
+  }
+  c.tls_info = fmt::format("{} {}", SSL_get_version(c.tls->native_handle()), SSL_get_cipher_name(c.tls->native_handle()));
+  // RFC 3207 §4.2: everything learned before TLS is forgotten; ask again.
+  co_await ehlo(d, cfg, a, c.ext);
+  if (a.io_error || a.reply) {
+    if (!a.io_error) co_await quit(d, a);
+    c.t->close();
+  }
+}
+
+}  // namespace
+
+connection_cache::connection_cache(std::chrono::seconds idle, unsigned max_transactions)
+    : idle_(idle), max_transactions_(max_transactions) {}
+
+connection_cache::~connection_cache() { clear(); }
+
+std::string connection_cache::key(const tcp::endpoint& ep) {
+  return fmt::format("{}|{}", ep.address().to_string(), ep.port());
+}
+
+std::unique_ptr<connection> connection_cache::take(const tcp::endpoint& ep) {
+  auto it = parked_.find(key(ep));
+  if (it == parked_.end() || it->second.empty()) return nullptr;
+  auto c = std::move(it->second.back());
+  it->second.pop_back();
+  if (it->second.empty()) parked_.erase(it);
+  c->idle->cancel();
+  c->idle.reset();
+  return c;
+}
+
+void connection_cache::put(const tcp::endpoint& ep, std::unique_ptr<connection> c) {
+  if (idle_.count() == 0 || c->transactions >= max_transactions_) {
+    c->t->close();
+    return;
+  }
+  auto* raw = c.get();
+  const auto k = key(ep);
+  raw->idle = std::make_unique<net::steady_timer>(raw->t->sock.get_executor(), idle_);
+  parked_[k].push_back(std::move(c));
+  // Idle too long: close it (the server would soon do the same).
+  raw->idle->async_wait([this, k, raw](boost::system::error_code ec) {
+    if (ec) return;  // taken, or the cache is going away
+    auto it = parked_.find(k);
+    if (it == parked_.end()) return;
+    auto& v = it->second;
+    for (auto i = v.begin(); i != v.end(); ++i)
+      if (i->get() == raw) {
+        (*i)->t->close();
+        v.erase(i);
+        break;
+      }
+    if (v.empty()) parked_.erase(it);
+  });
+}
+
+void connection_cache::clear() {
+  for (auto& [k, v] : parked_)
+    for (auto& c : v) {
+      c->idle->cancel();
+      c->t->close();
+    }
+  parked_.clear();
+}
+
+std::size_t connection_cache::size() const {
+  std::size_t n = 0;
+  for (const auto& [k, v] : parked_) n += v.size();
+  return n;
+}
+
+net::awaitable<attempt> smtp_transaction(const tcp::endpoint& server, const std::string& server_name,
+                                         const client_config& cfg, const client_message& msg,
+                                         connection_cache* cache) {
+  // A cached connection may have been closed by the server meanwhile; if it
+  // fails before any reply to MAIL, the transaction starts over on a new one.
+  if (cache) {
+    if (auto c = cache->take(server)) {
+      attempt a;
+      a.reused = true;
+      a.tls = static_cast<bool>(c->tls);
+      a.tls_info = c->tls_info;
+      dialog d(*c, cfg, a);
+      co_await transaction(d, cfg, a, c->ext, msg);
+      if (!(a.io_error && a.at == stage::mail)) {
+        ++c->transactions;
+        if (a.complete) {
+          cache->put(server, std::move(c));
+        } else {
+          if (!a.io_error) co_await quit(d, a);
+          c->t->close();
+        }
+        co_return a;
+      }
+      c->t->close();
+    }
+  }
+  attempt a;
+  auto c = std::make_unique<connection>();
+  co_await open(*c, server, server_name, cfg, a);
+  if (a.io_error || a.reply) co_return a;
+  a.tls = static_cast<bool>(c->tls);
+  a.tls_info = c->tls_info;
+  dialog d(*c, cfg, a);
+  co_await transaction(d, cfg, a, c->ext, msg);
+  ++c->transactions;
+  if (a.complete && cache) {
+    cache->put(server, std::move(c));
     co_return a;
   }
-  a.tls = true;
-  a.tls_info = fmt::format("{} {}", SSL_get_version(tls.native_handle()), SSL_get_cipher_name(tls.native_handle()));
-  dialog<ssl::stream<tcp::socket&>> secure(tls, *t, cfg, a);
-  // RFC 3207 §4.2: everything learned before TLS is forgotten; ask again.
-  co_await ehlo(secure, cfg, a, ext);
-  if (!a.io_error && !a.reply) co_await transaction(secure, cfg, a, ext, msg);
-  if (!a.io_error) co_await quit(secure, a);
-  t->close();
+  if (!a.io_error) co_await quit(d, a);
+  c->t->close();
   co_return a;
 }
 

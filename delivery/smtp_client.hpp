@@ -6,6 +6,8 @@
 #pragma once
 
 #include <chrono>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -65,11 +67,37 @@ struct attempt {
   std::optional<smtp::reply> final_reply;  // the reply to the end of data
   bool tls = false;
   std::string tls_info;  // "TLSv1.3 TLS_AES_256_GCM_SHA384"
+  bool reused = false;   // ran on a cached connection
   std::vector<std::string> transcript;  // the conversation, for protocol errors in the log
 };
 
+struct connection;
+
+// Connections kept open after a transaction, for the next message to the same
+// server (bounded: idle time and transactions per connection). Loop thread only.
+class connection_cache {
+ public:
+  connection_cache(std::chrono::seconds idle, unsigned max_transactions);
+  ~connection_cache();
+  connection_cache(const connection_cache&) = delete;
+  connection_cache& operator=(const connection_cache&) = delete;
+
+  std::unique_ptr<connection> take(const boost::asio::ip::tcp::endpoint& ep);
+  void put(const boost::asio::ip::tcp::endpoint& ep, std::unique_ptr<connection> c);
+  void clear();
+  std::size_t size() const;
+
+ private:
+  static std::string key(const boost::asio::ip::tcp::endpoint& ep);
+  std::chrono::seconds idle_;
+  unsigned max_transactions_;
+  std::map<std::string, std::vector<std::unique_ptr<connection>>> parked_;
+};
+
+// With a cache, a parked connection to `server` is used when there is one,
+// and the connection is parked again after a complete transaction.
 boost::asio::awaitable<attempt> smtp_transaction(const boost::asio::ip::tcp::endpoint& server,
                                                  const std::string& server_name, const client_config& cfg,
-                                                 const client_message& msg);
+                                                 const client_message& msg, connection_cache* cache = nullptr);
 
 }  // namespace delivery

@@ -8,6 +8,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -237,4 +238,103 @@ TEST_CASE("nothing listening: a connect failure") {
   REQUIRE(v[0]);
   CHECK(v[0]->status == rcpt_status::deferred);
   CHECK(v[0]->reply.status == "4.4.1");
+}
+
+namespace {
+
+// A server that counts connections and transactions; optionally it hangs up
+// (without a word) right after each message, like a server with a short idle timeout.
+net::awaitable<void> counting_server(tcp::acceptor& acc, bool hang_up_after_message, int& connections,
+                                     int& messages, int& closed_by_client) {
+  while (true) {
+    auto [aec, s] = co_await acc.async_accept(net::as_tuple(net::use_awaitable));
+    if (aec) co_return;
+    ++connections;
+    std::string reply = "220 fake ESMTP\r\n", buf;
+    co_await net::async_write(s, net::buffer(reply), net::as_tuple(net::use_awaitable));
+    bool in_data = false, hang_up = false;
+    while (!hang_up) {
+      auto [ec, n] = co_await net::async_read_until(s, net::dynamic_buffer(buf), "\r\n", net::as_tuple(net::use_awaitable));
+      if (ec) {
+        ++closed_by_client;
+        break;
+      }
+      const std::string line = buf.substr(0, n - 2);
+      buf.erase(0, n);
+      if (in_data) {
+        if (line != ".") continue;
+        in_data = false;
+        ++messages;
+        reply = "250 2.0.0 Ok\r\n";
+        hang_up = hang_up_after_message;
+      } else if (line.rfind("EHLO", 0) == 0) {
+        reply = "250-fake\r\n250 PIPELINING\r\n";
+      } else if (line == "DATA") {
+        reply = "354 go\r\n";
+        in_data = true;
+      } else if (line == "QUIT") {
+        reply = "221 bye\r\n";
+      } else {
+        reply = "250 2.0.0 Ok\r\n";
+      }
+      co_await net::async_write(s, net::buffer(reply), net::as_tuple(net::use_awaitable));
+    }
+  }
+}
+
+struct reuse_run {
+  int connections = 0, messages = 0, closed_by_client = 0;
+  std::vector<delivery::attempt> attempts;
+};
+
+reuse_run run_reuse(bool hang_up_after_message, int n, std::chrono::seconds idle) {
+  net::io_context ioc;
+  tcp::acceptor acc(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  reuse_run r;
+  net::co_spawn(ioc, counting_server(acc, hang_up_after_message, r.connections, r.messages, r.closed_by_client),
+                net::detached);
+  delivery::client_config cfg;
+  cfg.tls = delivery::tls_mode::none;
+  cfg.command_timeout = std::chrono::seconds(5);
+  delivery::client_message m;
+  m.sender = "a@example.test";
+  m.rcpts = {{"b@remote.test", "", ""}};
+  const std::string data = "Subject: t\r\n\r\nx\r\n", name = "fake";
+  m.data = data;
+  auto cache = std::make_unique<delivery::connection_cache>(idle, 100);
+  const auto ep = acc.local_endpoint();
+  net::co_spawn(
+      ioc,
+      [&]() -> net::awaitable<void> {
+        for (int i = 0; i < n; ++i) r.attempts.push_back(co_await delivery::smtp_transaction(ep, name, cfg, m, cache.get()));
+        net::steady_timer t(ioc, idle + std::chrono::milliseconds(500));  // past the idle limit
+        co_await t.async_wait(net::as_tuple(net::use_awaitable));
+        acc.close();
+      },
+      net::detached);
+  ioc.run_for(std::chrono::seconds(20));
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("a kept connection carries the next messages, and is closed when idle") {
+  const auto r = run_reuse(false, 3, std::chrono::seconds(1));
+  CHECK(r.connections == 1);
+  CHECK(r.messages == 3);
+  REQUIRE(r.attempts.size() == 3);
+  CHECK_FALSE(r.attempts[0].reused);
+  CHECK(r.attempts[2].reused);
+  for (const auto& a : r.attempts) CHECK(a.complete);
+  CHECK(r.closed_by_client == 1);  // the idle limit closed it: no connection left open
+}
+
+TEST_CASE("a kept connection the server dropped is replaced without failing the message") {
+  const auto r = run_reuse(true, 3, std::chrono::seconds(1));
+  CHECK(r.messages == 3);
+  CHECK(r.connections == 3);
+  for (const auto& a : r.attempts) {
+    CHECK(a.complete);
+    CHECK_FALSE(a.io_error);
+  }
 }
