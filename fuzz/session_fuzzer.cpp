@@ -34,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   limits.max_errors = 50;
   smtp::session_hooks hooks;
   int n = 0;
-  hooks.check_rcpt = [](const smtp::address& a) -> std::optional<smtp::reply> {
+  hooks.check_rcpt = [](const smtp::address& a, const std::string&) -> std::optional<smtp::reply> {
     if (a.local == "x") return smtp::make_reply(550, "5.1.1", "no");
     return std::nullopt;
   };

@@ -102,7 +102,9 @@ net::awaitable<void> serve_smtp(tcp_socket sock, server_context& ctx, std::strin
 
   const auto client = parse_ip(ip);
   smtp::session_hooks hooks;
-  hooks.check_rcpt = [&](const smtp::address& a) { return ctx.policy.check_rcpt(*client, false, a); };
+  hooks.check_rcpt = [&](const smtp::address& a, const std::string& user) {
+    return ctx.policy.check_rcpt(*client, !user.empty(), a);
+  };
   hooks.next_id = [&] { return ctx.ids.next(); };
   hooks.now = [] { return std::time(nullptr); };
   hooks.log = [](std::string_view line) { maillog::write(line); };

@@ -27,8 +27,12 @@ std::string rfc5322_date(std::time_t t) {
 std::string received_header(const trace_info& t) {
   const bool v6 = t.client_ip.find(':') != std::string::npos;
   const std::string literal = v6 ? "[IPv6:" + t.client_ip + "]" : "[" + t.client_ip + "]";
-  std::string h = fmt::format("Received: from {} ({})\r\n\tby {} (Tern) with {} id {}", sanitize_token(t.helo),
-                              literal, t.by_host, t.protocol, t.id);
+  std::string h = fmt::format("Received: from {} ({})\r\n", sanitize_token(t.helo), literal);
+  if (!t.tls.empty()) {
+    const auto sp = t.tls.find(' ');
+    h += fmt::format("\t(using {} with cipher {})\r\n", t.tls.substr(0, sp), sp == std::string::npos ? "" : t.tls.substr(sp + 1));
+  }
+  h += fmt::format("\tby {} (Tern) with {} id {}", t.by_host, t.protocol, t.id);
   if (!t.for_rcpt.empty()) h += fmt::format("\r\n\tfor <{}>", t.for_rcpt);
   h += fmt::format("; {}\r\n", rfc5322_date(t.when));
   return h;

@@ -16,6 +16,7 @@ struct trace_info {
   std::string protocol;   // "ESMTP", "SMTP", "UTF8SMTP" (RFC 3848, RFC 6531 §3.7.3)
   std::string id;         // queue ID
   std::string for_rcpt;   // set only when there is exactly one recipient
+  std::string tls;        // "TLSv1.3 TLS_AES_256_GCM_SHA384" when the session was encrypted
   std::time_t when = 0;
 };
 

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "smtp/received.hpp"
+#include "smtp/sasl.hpp"
 
 namespace smtp {
 namespace {
@@ -26,12 +27,13 @@ std::string_view to_string(action a) {
     case action::read: return "read";
     case action::enqueue: return "enqueue";
     case action::close: return "close";
+    case action::starttls: return "starttls";
   }
   return "?";
 }
 
 session::session(session_config cfg, std::string client_ip, session_hooks hooks)
-    : cfg_(std::move(cfg)), client_ip_(std::move(client_ip)), hooks_(std::move(hooks)) {}
+    : cfg_(std::move(cfg)), client_ip_(std::move(client_ip)), hooks_(std::move(hooks)), tls_(cfg_.tls_active) {}
 
 void session::start() { send(reply{220, "", {cfg_.hostname + " ESMTP"}}); }
 
@@ -70,6 +72,24 @@ std::size_t session::consume(std::string_view in) {
   while (action_ == action::read && used < in.size() && output_.size() < max_pending_output) {
     const auto rest = in.substr(used);
     switch (mode_) {
+      case mode::auth_plain:
+      case mode::auth_login_user:
+      case mode::auth_login_password: {
+        // RFC 4954 §4: an AUTH response line may be up to 12288 octets.
+        const auto lf = rest.find('\n');
+        if (lf == std::string_view::npos) {
+          if (rest.size() < 12288) return used;
+          used += rest.size();
+          mode_ = mode::skip_line;
+          send_error(make_reply(500, "5.5.6", "Error: authentication response too long"));
+          break;
+        }
+        auto line = rest.substr(0, lf);
+        used += lf + 1;
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        on_auth_response(line);
+        break;
+      }
       case mode::command: {
         const auto lf = rest.find('\n');
         if (lf == std::string_view::npos) {
@@ -154,8 +174,8 @@ void session::handle_line(std::string_view line) {
       break;
     case verb::quit: close_with(make_reply(221, "2.0.0", "Bye")); break;
     case verb::expn: send_error(make_reply(502, "5.5.1", "Error: EXPN not supported")); break;
-    case verb::starttls:
-    case verb::auth: send_error(make_reply(502, "5.5.1", "Error: command not implemented")); break;
+    case verb::starttls: on_starttls(); break;
+    case verb::auth: on_auth(c); break;
     case verb::unknown: send_error(make_reply(500, "5.5.2", "Error: command not recognized")); break;
   }
 }
@@ -176,10 +196,14 @@ void session::on_helo(const command& c, bool esmtp) {
     send(reply{250, "", {cfg_.hostname}});
     return;
   }
-  send(reply{250,
-             "",
-             {cfg_.hostname, "PIPELINING", fmt::format("SIZE {}", cfg_.limits.max_message_size), "8BITMIME",
-              "ENHANCEDSTATUSCODES", "SMTPUTF8", "CHUNKING", "DSN", "HELP"}});
+  reply r{250,
+          "",
+          {cfg_.hostname, "PIPELINING", fmt::format("SIZE {}", cfg_.limits.max_message_size), "8BITMIME",
+           "ENHANCEDSTATUSCODES", "SMTPUTF8", "CHUNKING", "DSN", "HELP"}};
+  if (cfg_.starttls && !tls_) r.lines.push_back("STARTTLS");
+  // RFC 4954 §4 allows AUTH in the clear; we never offer it there (passwords).
+  if (cfg_.auth && tls_ && auth_user_.empty()) r.lines.push_back("AUTH PLAIN LOGIN");
+  send(r);
 }
 
 void session::on_mail(const command& c) {
@@ -190,6 +214,15 @@ void session::on_mail(const command& c) {
     return send_error(make_reply(552, "5.3.4", "Error: message size exceeds fixed limit"));
   if (!c.path.ascii() && !c.mail.smtputf8)
     return send_error(make_reply(553, "5.6.7", "Error: non-ASCII sender needs SMTPUTF8"));
+  if (cfg_.auth_required && auth_user_.empty())
+    return send_error(make_reply(530, "5.7.0", "Authentication required"));
+  if (!auth_user_.empty() && hooks_.check_sender) {
+    if (auto refusal = hooks_.check_sender(c.path, auth_user_)) {
+      log(fmt::format("reject: MAIL from [{}]: {}; from=<{}> sasl_username={}", client_ip_, refusal->summary(),
+                      c.path.str(), auth_user_));
+      return send_error(*refusal);
+    }
+  }
   txn_.emplace();
   txn_->id = hooks_.next_id();
   txn_->sender = c.path;
@@ -207,7 +240,7 @@ void session::on_rcpt(const command& c) {
     return send(make_reply(452, "4.5.3", "Error: too many recipients"));
   if (!c.path.ascii() && !txn_->params.smtputf8)
     return send_error(make_reply(553, "5.6.7", "Error: non-ASCII recipient needs SMTPUTF8"));
-  if (auto refusal = hooks_.check_rcpt ? hooks_.check_rcpt(c.path) : std::nullopt) {
+  if (auto refusal = hooks_.check_rcpt ? hooks_.check_rcpt(c.path, auth_user_) : std::nullopt) {
     log(fmt::format("{}: reject: RCPT from [{}]: {}; from={} to=<{}>", txn_->id, client_ip_, refusal->summary(),
                     sender_str(txn_->sender), c.path.str()));
     return send_error(*refusal);
@@ -223,11 +256,42 @@ void session::start_message() {
   t.helo = helo_;
   t.client_ip = client_ip_;
   t.by_host = cfg_.hostname;
-  t.protocol = !esmtp_ ? "SMTP" : txn_->params.smtputf8 ? "UTF8SMTP" : "ESMTP";
+  t.protocol = protocol();
+  t.tls = tls_info_;
   t.id = txn_->id;
   if (txn_->rcpts.size() == 1) t.for_rcpt = txn_->rcpts.front().addr.str();
   t.when = hooks_.now ? hooks_.now() : 0;
   txn_->message = received_header(t);
+  txn_->trace_size = txn_->message.size();
+}
+
+namespace {
+
+bool has_header(std::string_view message, std::string_view name) {
+  const auto end = message.find("\r\n\r\n");
+  const auto headers = message.substr(0, end == std::string_view::npos ? message.size() : end + 2);
+  std::size_t pos = 0;
+  while (pos < headers.size()) {
+    if (headers.size() - pos > name.size() && iequals(headers.substr(pos, name.size()), name) &&
+        headers[pos + name.size()] == ':')
+      return true;
+    const auto eol = headers.find('\n', pos);
+    if (eol == std::string_view::npos) break;
+    pos = eol + 1;
+  }
+  return false;
+}
+
+}  // namespace
+
+// RFC 6409 §8.1, §8.3: a submission server may add a missing Date: and Message-ID:.
+void session::complete_submission() {
+  if (!cfg_.auth_required || !txn_) return;
+  const std::string_view body = std::string_view(txn_->message).substr(txn_->trace_size);
+  std::string add;
+  if (!has_header(body, "Date")) add += "Date: " + rfc5322_date(hooks_.now ? hooks_.now() : 0) + "\r\n";
+  if (!has_header(body, "Message-ID")) add += fmt::format("Message-ID: <{}@{}>\r\n", txn_->id, cfg_.hostname);
+  txn_->message.insert(txn_->trace_size, add);
 }
 
 void session::on_data() {
@@ -254,6 +318,7 @@ void session::finish_data() {
     return send_error(make_reply(552, "5.3.4", "Error: message size exceeds fixed limit"));
   }
   decoder_.reset();
+  complete_submission();
   action_ = action::enqueue;
 }
 
@@ -285,7 +350,104 @@ void session::finish_chunk() {
     return send_error(make_reply(552, "5.3.4", "Error: message size exceeds fixed limit"));
   }
   if (!bdat_last_) return send(make_reply(250, "2.0.0", fmt::format("{} octets received", txn_->body_size)));
+  complete_submission();
   action_ = action::enqueue;
+}
+
+// RFC 3848 / RFC 6531 §3.7.3: S for TLS, A for AUTH.
+std::string session::protocol() const {
+  if (!esmtp_) return "SMTP";
+  std::string p = txn_ && txn_->params.smtputf8 ? "UTF8SMTP" : "ESMTP";
+  if (tls_) p += "S";
+  if (!auth_user_.empty()) p += "A";
+  return p;
+}
+
+void session::on_starttls() {
+  if (!cfg_.starttls || tls_) {
+    // RFC 3207 §4.2: not offered, or a second STARTTLS inside TLS.
+    return send_error(make_reply(tls_ ? 503 : 502, "5.5.1", tls_ ? "Error: TLS already active" : "Error: command not implemented"));
+  }
+  send(make_reply(220, "2.0.0", "Ready to start TLS"));
+  action_ = action::starttls;
+}
+
+void session::tls_started(std::string info) {
+  // RFC 3207 §4.2: discard all knowledge obtained from the client before TLS.
+  tls_ = true;
+  tls_info_ = std::move(info);
+  helo_.clear();
+  esmtp_ = false;
+  auth_user_.clear();
+  reset_txn();
+  mode_ = mode::command;
+  action_ = action::read;
+}
+
+void session::tls_failed() {
+  action_ = action::close;
+  reset_txn();
+}
+
+void session::too_many_auth_failures() {
+  close_with(make_reply(421, "4.7.0", cfg_.hostname + " Error: too many failed authentication attempts"));
+}
+
+void session::on_auth(const command& c) {
+  if (!cfg_.auth) return send_error(make_reply(503, "5.5.1", "Error: authentication not enabled"));
+  if (!tls_) return send_error(make_reply(538, "5.7.11", "Encryption required for requested authentication mechanism"));
+  if (helo_.empty()) return send_error(make_reply(503, "5.5.1", "Error: send EHLO first"));
+  if (!auth_user_.empty()) return send_error(make_reply(503, "5.5.1", "Error: already authenticated"));
+  if (txn_) return send_error(make_reply(503, "5.5.1", "Error: MAIL transaction in progress"));
+  const auto sp = c.arg.find(' ');
+  std::string mech = c.arg.substr(0, sp);
+  for (auto& ch : mech) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  const std::string initial = sp == std::string::npos ? "" : c.arg.substr(sp + 1);
+  if (mech == "PLAIN") {
+    mode_ = mode::auth_plain;
+    if (initial.empty()) return send(reply{334, "", {""}});
+    return on_auth_response(initial == "=" ? "" : initial);
+  }
+  if (mech == "LOGIN") {
+    mode_ = mode::auth_login_user;
+    if (initial.empty()) return send(reply{334, "", {"VXNlcm5hbWU6"}});  // "Username:"
+    return on_auth_response(initial);
+  }
+  send_error(make_reply(504, "5.5.4", "Error: unsupported authentication mechanism"));
+}
+
+void session::on_auth_response(std::string_view line) {
+  const auto step = mode_;
+  mode_ = mode::command;
+  if (line == "*") return send_error(make_reply(501, "5.7.0", "Authentication aborted"));
+  const auto decoded = base64_decode(line);
+  if (!decoded) return send_error(make_reply(501, "5.5.2", "Error: malformed authentication response"));
+  if (step == mode::auth_plain) {
+    const auto creds = parse_plain(*decoded);
+    // An authorization identity other than the user is not supported.
+    if (!creds || (!creds->authzid.empty() && creds->authzid != creds->authcid))
+      return finish_auth("", "");
+    return finish_auth(creds->authcid, creds->password);
+  }
+  if (step == mode::auth_login_user) {
+    login_user_ = *decoded;
+    mode_ = mode::auth_login_password;
+    return send(reply{334, "", {"UGFzc3dvcmQ6"}});  // "Password:"
+  }
+  const std::string user = std::exchange(login_user_, {});
+  finish_auth(user, *decoded);
+}
+
+void session::finish_auth(const std::string& user, const std::string& password) {
+  if (!user.empty() && !password.empty() && hooks_.authenticate && hooks_.authenticate(user, password)) {
+    auth_user_ = user;
+    log(fmt::format("[{}]: sasl_method=AUTH, sasl_username={}", client_ip_, user));
+    return send(make_reply(235, "2.7.0", "Authentication successful"));
+  }
+  // The user name goes to the log (who is being guessed); the password never does.
+  log(fmt::format("warning: [{}]: authentication failed for {}", client_ip_, user.empty() ? "(malformed)" : user));
+  auth_failed_ = true;
+  send_error(make_reply(535, "5.7.8", "Error: authentication failed"));
 }
 
 void session::enqueued() {

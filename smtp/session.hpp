@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "smtp/command.hpp"
@@ -28,6 +29,10 @@ struct session_limits {
 struct session_config {
   std::string hostname;
   session_limits limits;
+  bool starttls = false;       // a certificate is loaded: offer STARTTLS (RFC 3207)
+  bool tls_active = false;     // implicit TLS (port 465, RFC 8314): already encrypted
+  bool auth = false;           // offer AUTH PLAIN/LOGIN, only ever inside TLS (RFC 4954)
+  bool auth_required = false;  // submission (RFC 6409 §4.3): MAIL needs AUTH first
 };
 
 struct recipient {
@@ -44,18 +49,24 @@ struct transaction {
   std::size_t rcpt_commands = 0;  // RCPT attempts, to tell "need RCPT" from "no valid recipients"
   std::string message;            // Received: header, then the message as the client sent it
   std::size_t body_size = 0;      // octets the client sent, the figure compared with SIZE
+  std::size_t trace_size = 0;     // octets of our Received: header at the front of `message`
   bool bdat = false;              // CHUNKING in use; DATA is then refused (RFC 3030 §2)
 };
 
 struct session_hooks {
-  // Decides on a syntactically valid recipient: nullopt accepts it, a reply refuses it.
-  std::function<std::optional<reply>(const address& rcpt)> check_rcpt;
+  // Decides on a syntactically valid recipient: nullopt accepts it, a reply
+  // refuses it. `authenticated` is the AUTH identity, empty without AUTH.
+  std::function<std::optional<reply>(const address& rcpt, const std::string& authenticated)> check_rcpt;
+  // Checks a password; only ever called inside TLS.
+  std::function<bool(const std::string& user, const std::string& password)> authenticate;
+  // May this authenticated user send as this envelope sender? nullopt: yes.
+  std::function<std::optional<reply>(const address& sender, const std::string& user)> check_sender;
   std::function<std::string()> next_id;
   std::function<std::time_t()> now;
   std::function<void(std::string_view line)> log;  // mail-log lines; may be empty
 };
 
-enum class action { read, enqueue, close };
+enum class action { read, enqueue, close, starttls };
 std::string_view to_string(action a);
 
 class session {
@@ -86,8 +97,20 @@ class session {
   void timed_out();      // 421 4.4.2, then close
   void shutting_down();  // 421 4.3.2, then close
 
+  // For action::starttls, after the handshake: everything from before is
+  // forgotten (RFC 3207 §4.2); the client must say EHLO again. The owner must
+  // also drop every octet it read before the handshake.
+  void tls_started(std::string info);
+  void tls_failed();  // the handshake failed: the connection is closed
+  bool in_tls() const { return tls_; }
+  const std::string& authenticated() const { return auth_user_; }
+  // True once per failed AUTH: the owner may slow the client down before
+  // answering (brute force must be slow) or end it with too_many_auth_failures().
+  bool take_auth_failure() { return std::exchange(auth_failed_, false); }
+  void too_many_auth_failures();
+
  private:
-  enum class mode { command, skip_line, data, bdat };
+  enum class mode { command, skip_line, data, bdat, auth_plain, auth_login_user, auth_login_password };
 
   void handle_line(std::string_view line);
   void on_helo(const command& c, bool esmtp);
@@ -96,7 +119,13 @@ class session {
   void on_data();
   void on_bdat(const command& c);
   void on_junk(const reply& r);
+  void on_starttls();
+  void on_auth(const command& c);
+  void on_auth_response(std::string_view line);
+  void finish_auth(const std::string& user, const std::string& password);
+  std::string protocol() const;
   void finish_data();
+  void complete_submission();
   void finish_chunk();
   void start_message();
 
@@ -123,6 +152,12 @@ class session {
   std::uint64_t bdat_remaining_ = 0;
   bool bdat_last_ = false;
   std::optional<reply> bdat_refusal_;  // a refused BDAT still has its chunk read (RFC 3030 §2)
+
+  bool tls_ = false;
+  std::string tls_info_;
+  std::string auth_user_;
+  std::string login_user_;  // AUTH LOGIN: the user name, between its two steps
+  bool auth_failed_ = false;
 };
 
 }  // namespace smtp

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "smtp/sasl.hpp"
 #include "smtp/session.hpp"
 
 namespace {
@@ -15,7 +16,7 @@ struct harness {
 
   smtp::session_hooks hooks() {
     smtp::session_hooks h;
-    h.check_rcpt = [](const smtp::address& a) -> std::optional<smtp::reply> {
+    h.check_rcpt = [](const smtp::address& a, const std::string&) -> std::optional<smtp::reply> {
       if (a.domain == "example.test" && a.local == "nobody") return smtp::make_reply(550, "5.1.1", "unknown");
       if (a.domain == "remote.test") return smtp::make_reply(554, "5.7.1", "relay denied");
       return std::nullopt;
@@ -273,4 +274,129 @@ TEST_CASE("pending output is capped so a client that never reads cannot grow it"
   const auto used = h.s.consume(many);
   CHECK(used < many.size());
   CHECK(h.s.output().size() < 70 * 1024);
+}
+
+namespace {
+
+// A submission-style session: STARTTLS offered, AUTH inside TLS, AUTH required for MAIL.
+struct tls_harness {
+  static smtp::session make(bool auth_required, std::vector<std::string>* log) {
+    smtp::session_config cfg{"mx.example.test", {}};
+    cfg.starttls = true;
+    cfg.auth = true;
+    cfg.auth_required = auth_required;
+    smtp::session_hooks h;
+    h.check_rcpt = [](const smtp::address& a, const std::string& user) -> std::optional<smtp::reply> {
+      if (a.domain == "remote.test" && user.empty()) return smtp::make_reply(554, "5.7.1", "relay denied");
+      return std::nullopt;
+    };
+    h.authenticate = [](const std::string& u, const std::string& p) { return u == "alice@example.test" && p == "secret"; };
+    h.check_sender = [](const smtp::address& s, const std::string& u) -> std::optional<smtp::reply> {
+      if (s.str() != u) return smtp::make_reply(553, "5.7.1", "not yours");
+      return std::nullopt;
+    };
+    h.next_id = [] { return std::string("ID"); };
+    h.now = [] { return std::time_t{1700000000}; };
+    h.log = [log](std::string_view l) {
+      if (log) log->emplace_back(l);
+    };
+    return smtp::session(cfg, "192.0.2.9", h);
+  }
+};
+
+std::string feed(smtp::session& s, std::string_view in, std::vector<smtp::transaction>* stored = nullptr) {
+  std::string out;
+  while (true) {
+    const auto n = s.consume(in);
+    in.remove_prefix(n);
+    out += s.take_output();
+    if (s.next() == smtp::action::enqueue) {
+      if (stored) stored->push_back(s.txn());
+      s.enqueued();
+      continue;
+    }
+    if (s.next() != smtp::action::read || n == 0) break;
+  }
+  return out + s.take_output();
+}
+
+const std::string plain_alice = "AUTH PLAIN " + smtp::base64_encode(std::string("\0alice@example.test\0secret", 26)) + "\r\n";
+
+}  // namespace
+
+TEST_CASE("STARTTLS: offered, then everything before it is forgotten") {
+  auto s = tls_harness::make(false, nullptr);
+  s.start();
+  auto out = feed(s, "EHLO c\r\nMAIL FROM:<a@example.test>\r\nSTARTTLS\r\nRSET\r\n");
+  CHECK(out.find("250 STARTTLS\r\n") != std::string::npos);
+  CHECK(out.find("AUTH") == std::string::npos);  // never in the clear
+  CHECK(out.find("220 2.0.0 Ready to start TLS\r\n") != std::string::npos);
+  REQUIRE(s.next() == smtp::action::starttls);
+  // The owner drops the pipelined "RSET" (it was read before the handshake).
+  s.tls_started("TLSv1.3 TLS_AES_256_GCM_SHA384");
+  CHECK(harness::codes(feed(s, "MAIL FROM:<a@example.test>\r\n")) == std::vector<int>{503});  // EHLO needed again
+  out = feed(s, "EHLO c\r\n");
+  CHECK(out.find("STARTTLS") == std::string::npos);
+  CHECK(out.find("250 AUTH PLAIN LOGIN\r\n") != std::string::npos);
+  CHECK(harness::codes(feed(s, "STARTTLS\r\n")) == std::vector<int>{503});
+  std::vector<smtp::transaction> stored;
+  feed(s, "MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\nx\r\n.\r\n", &stored);
+  REQUIRE(stored.size() == 1);
+  CHECK(stored[0].message.find("\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384)\r\n") != std::string::npos);
+  CHECK(stored[0].message.find("with ESMTPS id") != std::string::npos);
+}
+
+TEST_CASE("AUTH only inside TLS, PLAIN and LOGIN, failures counted") {
+  std::vector<std::string> log;
+  auto s = tls_harness::make(true, &log);
+  s.start();
+  auto out = feed(s, "EHLO c\r\n" + plain_alice);
+  CHECK(out.find("538 5.7.11") != std::string::npos);
+  CHECK(harness::codes(feed(s, "MAIL FROM:<alice@example.test>\r\n")) == std::vector<int>{530});
+  s.consume("STARTTLS\r\n");
+  s.take_output();
+  s.tls_started("TLSv1.3 X");
+  feed(s, "EHLO c\r\n");
+  const auto bad = "AUTH PLAIN " + smtp::base64_encode(std::string("\0alice@example.test\0wrong", 25)) + "\r\n";
+  CHECK(harness::codes(feed(s, bad)) == std::vector<int>{535});
+  CHECK(s.take_auth_failure());
+  CHECK_FALSE(s.take_auth_failure());
+  CHECK(harness::codes(feed(s, "AUTH PLAIN\r\n*\r\n")) == std::vector<int>{334, 501});
+  CHECK(harness::codes(feed(s, "AUTH PLAIN\r\nnot base64!\r\n")) == std::vector<int>{334, 501});
+  CHECK(harness::codes(feed(s, "AUTH CRAM-MD5\r\n")) == std::vector<int>{504});
+  out = feed(s, "AUTH LOGIN\r\n" + smtp::base64_encode("alice@example.test") + "\r\n" + smtp::base64_encode("secret") + "\r\n");
+  CHECK(harness::codes(out) == std::vector<int>{334, 334, 235});
+  CHECK(out.find("334 VXNlcm5hbWU6\r\n") != std::string::npos);
+  CHECK(s.authenticated() == "alice@example.test");
+  CHECK(harness::codes(feed(s, plain_alice)) == std::vector<int>{503});  // a second AUTH
+  for (const auto& l : log) CHECK(l.find("secret") == std::string::npos);  // passwords never logged
+}
+
+TEST_CASE("submission: sender must be the user's; authenticated relay; Date and Message-ID added") {
+  auto s = tls_harness::make(true, nullptr);
+  s.start();
+  s.consume("EHLO c\r\nSTARTTLS\r\n");
+  s.take_output();
+  s.tls_started("TLSv1.2 X");
+  feed(s, "EHLO c\r\n" + plain_alice);
+  CHECK(harness::codes(feed(s, "MAIL FROM:<bob@example.test>\r\n")) == std::vector<int>{553});
+  std::vector<smtp::transaction> stored;
+  const auto out = feed(s, "MAIL FROM:<alice@example.test>\r\nRCPT TO:<x@remote.test>\r\nDATA\r\nSubject: s\r\n\r\nbody\r\n.\r\n", &stored);
+  CHECK(harness::codes(out) == std::vector<int>{250, 250, 354, 250});
+  REQUIRE(stored.size() == 1);
+  const auto& m = stored[0].message;
+  CHECK(m.find("with ESMTPSA id") != std::string::npos);
+  const auto body = m.substr(stored[0].trace_size);
+  CHECK(body.rfind("Date: Tue, 14 Nov 2023 22:13:20 +0000\r\nMessage-ID: <ID@mx.example.test>\r\nSubject: s\r\n", 0) == 0);
+  stored.clear();
+  feed(s, "MAIL FROM:<alice@example.test>\r\nRCPT TO:<x@remote.test>\r\nDATA\r\nDate: x\r\nMessage-Id: <m@x>\r\n\r\nb\r\n.\r\n", &stored);
+  REQUIRE(stored.size() == 1);
+  CHECK(stored[0].message.substr(stored[0].trace_size).rfind("Date: x\r\n", 0) == 0);  // nothing added
+}
+
+TEST_CASE("too many failed authentications end the session") {
+  auto s = tls_harness::make(true, nullptr);
+  s.too_many_auth_failures();
+  CHECK(s.take_output().find("421 4.7.0") != std::string::npos);
+  CHECK(s.next() == smtp::action::close);
 }

@@ -5,6 +5,7 @@
 #include "delivery/remote_delivery.hpp"
 #include "smtp/dot_stuffer.hpp"
 #include "smtp/reply_parser.hpp"
+#include "smtp/sasl.hpp"
 
 TEST_CASE("reply parser: single, multi-line, pipelined, split anywhere") {
   const std::string in = "250-mx.example\r\n250-PIPELINING\r\n250 SIZE 1000\r\n550 5.1.1 <x@y>: no such user\r\n";
@@ -97,4 +98,22 @@ TEST_CASE("Received: headers are counted in the header section only") {
   for (int i = 0; i < 3; ++i) m += "Received: from x\r\n\tby y\r\n";
   m += "received: lower case\r\nSubject: s\r\n\r\nReceived: in the body\r\n";
   CHECK(delivery::count_received(m) == 4);
+}
+
+TEST_CASE("base64 and SASL PLAIN") {
+  CHECK(smtp::base64_encode("") == "");
+  CHECK(smtp::base64_encode("f") == "Zg==");
+  CHECK(smtp::base64_encode("fo") == "Zm8=");
+  CHECK(smtp::base64_encode("foo") == "Zm9v");
+  for (const char* s : {"", "f", "fo", "foo", "foob", "fooba", "foobar"}) CHECK(smtp::base64_decode(smtp::base64_encode(s)) == std::string(s));
+  for (const char* bad : {"Zg=", "Z===", "Zg==Zg==", "Zm9v!", "Zm 9v", "=Zm9"}) {
+    INFO(bad);
+    CHECK_FALSE(smtp::base64_decode(bad));
+  }
+  const auto c = smtp::parse_plain(std::string("\0alice\0pw", 9));
+  REQUIRE(c);
+  CHECK((c->authzid.empty() && c->authcid == "alice" && c->password == "pw"));
+  CHECK_FALSE(smtp::parse_plain("alice"));
+  CHECK_FALSE(smtp::parse_plain(std::string("\0\0pw", 4)));
+  CHECK_FALSE(smtp::parse_plain(std::string("\0a\0b\0c", 6)));
 }
