@@ -14,7 +14,7 @@ std::string_view header_section(std::string_view message) {
 
 std::string render_dsn(const dsn_input& in) {
   const std::string action = in.rcpts.empty() ? "failed" : in.rcpts.front().action;
-  const bool success = action == "delivered";
+  const bool success = action == "delivered" || action == "relayed";
   const bool delayed = action == "delayed";
   const std::string boundary = fmt::format("{}.{}/{}", in.queue_id, in.now, in.reporting_mta);
   std::string m;

@@ -205,6 +205,7 @@ std::vector<outcome> remote_delivery::deliver(const std::string& domain, const c
       for (std::size_t k = 0; k < pending.size(); ++k) {
         if (verdicts[k]) {
           result[pending[k]] = *verdicts[k];
+          result[pending[k]]->dsn_passed_on = a.dsn;
           if (a.tls) result[pending[k]]->relay += " (" + a.tls_info + ")";
         } else {
           still.push_back(pending[k]);

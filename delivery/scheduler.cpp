@@ -240,7 +240,11 @@ void scheduler::record(const queue::due_recipient& r, outcome o, const std::stri
     extra->push_back(std::move(m));
   }
   const bool bounce = rec.status == queue::rcpt_status::failed && wants(r.notify, "FAILURE");
-  const bool success_report = rec.status == queue::rcpt_status::delivered && wants(r.notify, "SUCCESS");
+  // RFC 3461 §5.2: a success report is ours to send when we delivered, or
+  // relayed to a server that could not take NOTIFY on ("relayed").
+  const bool success_report =
+      rec.status == queue::rcpt_status::delivered && wants(r.notify, "SUCCESS") && !o.dsn_passed_on;
+  const bool relayed = o.relay != "local";
   const bool delay_report = rec.status == queue::rcpt_status::deferred && !r.delay_warned &&
                             cfg_.delay_warning_seconds > 0 && now - r.received_at >= cfg_.delay_warning_seconds &&
                             wants(r.notify, "DELAY");
@@ -256,7 +260,8 @@ void scheduler::record(const queue::due_recipient& r, outcome o, const std::stri
     in.arrival = r.received_at;
     in.now = now;
     in.original_sender = r.sender;
-    in.rcpts.push_back({r.address, r.orcpt, bounce ? "failed" : delay_report ? "delayed" : "delivered", dsn_status,
+    in.rcpts.push_back({r.address, r.orcpt,
+                        bounce ? "failed" : delay_report ? "delayed" : relayed ? "relayed" : "delivered", dsn_status,
                         rec.reply});
     in.original = *data;
     queue::new_message m;

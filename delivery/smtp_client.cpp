@@ -6,7 +6,9 @@
 #include <algorithm>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -223,6 +225,7 @@ net::awaitable<void> transaction(dialog& d, const client_config& cfg, attempt& a
     rcpts.push_back(std::move(line));
   }
   a.rcpt_replies.assign(m.rcpts.size(), std::nullopt);
+  a.dsn = ext.dsn;
 
   std::optional<smtp::reply> mail_r, data_r;
   std::size_t accepted = 0;
@@ -399,9 +402,26 @@ std::unique_ptr<connection> connection_cache::take(const tcp::endpoint& ep) {
   return c;
 }
 
+// RFC 5321 §4.1.1.10: a client ends a session with QUIT, even an idle one.
+// Detached: nobody waits for the goodbye, and it is bounded by a short timeout.
+static void say_goodbye(std::unique_ptr<connection> c) {
+  auto ex = c->t->sock.get_executor();
+  net::co_spawn(
+      ex,
+      [c = std::move(c)]() mutable -> net::awaitable<void> {
+        client_config cfg;
+        cfg.command_timeout = std::chrono::seconds(5);
+        attempt scratch;
+        dialog d(*c, cfg, scratch);
+        co_await d.command("QUIT", stage::done);
+        c->t->close();
+      },
+      net::detached);
+}
+
 void connection_cache::put(const tcp::endpoint& ep, std::unique_ptr<connection> c) {
   if (idle_.count() == 0 || c->transactions >= max_transactions_) {
-    c->t->close();
+    say_goodbye(std::move(c));
     return;
   }
   auto* raw = c.get();
@@ -416,8 +436,10 @@ void connection_cache::put(const tcp::endpoint& ep, std::unique_ptr<connection> 
     auto& v = it->second;
     for (auto i = v.begin(); i != v.end(); ++i)
       if (i->get() == raw) {
-        (*i)->t->close();
+        auto conn = std::move(*i);
         v.erase(i);
+        conn->idle.reset();  // our own timer; Asio allows destroying it inside its handler
+        say_goodbye(std::move(conn));
         break;
       }
     if (v.empty()) parked_.erase(it);
@@ -451,7 +473,17 @@ net::awaitable<attempt> smtp_transaction(const tcp::endpoint& server, const std:
       a.tls = static_cast<bool>(c->tls);
       a.tls_info = c->tls_info;
       dialog d(*c, cfg, a);
-      co_await transaction(d, cfg, a, c->ext, msg);
+      // RSET first, as Postfix does (RFC 5321 §4.1.1.5): it ends whatever the
+      // last transaction left open (all recipients refused), and it shows
+      // whether the server is still there — a 421 or a closed socket here
+      // costs nothing but a new connection.
+      const auto rset = co_await d.command("RSET", stage::mail);
+      if (rset && rset->code == 250) {
+        co_await transaction(d, cfg, a, c->ext, msg);
+      } else {
+        a.at = stage::mail;  // stale: start over below
+        a.io_error = true;
+      }
       if (!(a.io_error && a.at == stage::mail)) {
         ++c->transactions;
         if (a.complete) {

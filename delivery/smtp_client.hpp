@@ -68,6 +68,7 @@ struct attempt {
   bool tls = false;
   std::string tls_info;  // "TLSv1.3 TLS_AES_256_GCM_SHA384"
   bool reused = false;   // ran on a cached connection
+  bool dsn = false;      // the server offers DSN: NOTIFY/ORCPT went with the recipients
   std::vector<std::string> transcript;  // the conversation, for protocol errors in the log
 };
 

@@ -17,7 +17,7 @@ outcome from_reply(const smtp::reply& r, const std::string& relay) {
   smtp::reply copy = r;
   // A server that gives no enhanced code still gets a DSN status (RFC 3463 §3.1).
   if (copy.status.empty()) copy.status = r.permanent() ? "5.0.0" : r.positive() ? "2.0.0" : "4.0.0";
-  return {status, copy, relay, {}};
+  return {status, copy, relay, {}, false};
 }
 
 }  // namespace

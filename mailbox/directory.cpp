@@ -99,10 +99,19 @@ directory::expansion directory::expand(const smtp::address& a) const {
   return out;
 }
 
-std::variant<std::set<std::string>, users_file_error> load_users_file(const std::filesystem::path& path) {
+bool directory::owns(const std::string& user, const smtp::address& sender) const {
+  const auto u = smtp::parse_mailbox(user);
+  if (!u || sender.null()) return false;
+  const auto me = canonical(*u);
+  if (canonical(sender) == me) return true;
+  const auto ex = expand(sender);
+  return ex.error == expansion::problem::none && std::find(ex.local.begin(), ex.local.end(), me) != ex.local.end();
+}
+
+std::variant<users_map, users_file_error> load_users_file(const std::filesystem::path& path) {
   std::ifstream in(path);
   if (!in) return users_file_error{0, "cannot read " + path.string()};
-  std::set<std::string> users;
+  users_map users;
   std::string line;
   std::size_t n = 0;
   while (std::getline(in, line)) {
@@ -112,12 +121,18 @@ std::variant<std::set<std::string>, users_file_error> load_users_file(const std:
     if (start == std::string::npos || line[start] == '#') continue;  // '#' may occur in a local part
     std::string_view entry(line);
     entry.remove_prefix(start);
-    // The password hash follows the last ':' (Dovecot passwd-file style); an
+    // The password hash follows the first ':' (Dovecot passwd-file style); an
     // address itself has no ':' outside a quoted local part.
-    if (const auto colon = entry.find(':'); colon != std::string_view::npos) entry = entry.substr(0, colon);
+    std::string_view hash;
+    if (const auto colon = entry.find(':'); colon != std::string_view::npos) {
+      hash = entry.substr(colon + 1);
+      entry = entry.substr(0, colon);
+      // passwd-file lines may carry more ':'-separated fields after the hash.
+      hash = hash.substr(0, hash.find(':'));
+    }
     const auto addr = smtp::parse_mailbox(entry);
     if (!addr) return users_file_error{n, "not a valid address: " + std::string(entry)};
-    users.insert(directory::canonical(*addr));
+    users[directory::canonical(*addr)] = std::string(hash);
   }
   return users;
 }

@@ -45,6 +45,9 @@ class directory {
   static std::string canonical(const smtp::address& a);
 
   const std::vector<std::string>& domains() const { return domains_; }
+  // May `user` (an authenticated local user) use `sender` as envelope sender:
+  // its own address (any sub-address), or an alias that delivers to it.
+  bool owns(const std::string& user, const smtp::address& sender) const;
   std::size_t user_count() const { return users_.size(); }
 
  private:
@@ -59,8 +62,10 @@ struct users_file_error {
   std::string what;
 };
 
-// One address per line, optionally followed by ":password-hash"; a line
-// starting with '#' is a comment. Returns the canonical addresses, or the first error.
-std::variant<std::set<std::string>, users_file_error> load_users_file(const std::filesystem::path& path);
+// One address per line, optionally followed by ":password-hash" (Dovecot's
+// passwd-file form, "{SHA512-CRYPT}$6$..."); a line starting with '#' is a
+// comment. Returns canonical address -> hash ("" when none), or the first error.
+using users_map = std::map<std::string, std::string>;
+std::variant<users_map, users_file_error> load_users_file(const std::filesystem::path& path);
 
 }  // namespace mailbox

@@ -80,7 +80,10 @@ std::vector<endpoint> get_endpoints(const toml::node& n, std::string_view key) {
 std::vector<endpoint> listen_section(const toml::table& root, std::string_view name, std::vector<endpoint> dflt) {
   const auto* t = sub_table(root, name);
   if (!t) return dflt;
-  check_keys(*t, name, {"listen"});
+  if (name == "submission")
+    check_keys(*t, name, {"listen", "allow_any_sender"});
+  else
+    check_keys(*t, name, {"listen"});
   if (const auto* n = t->get("listen")) return get_endpoints(*n, std::string(name) + ".listen");
   return dflt;
 }
@@ -88,7 +91,7 @@ std::vector<endpoint> listen_section(const toml::table& root, std::string_view n
 config from_table(const toml::table& root) {
   config c;
   check_keys(root, "", {"hostname", "data_dir", "threads", "smtp", "submission", "submissions", "limits", "local",
-                        "delivery", "relay"});
+                        "delivery", "relay", "tls"});
   if (const auto* n = root.get("hostname")) {
     c.hostname = get_string(*n, "hostname");
     if (!smtp::is_valid_domain(c.hostname) || c.hostname.front() == '[')
@@ -99,10 +102,23 @@ config from_table(const toml::table& root) {
   c.smtp_listen = listen_section(root, "smtp", c.smtp_listen);
   c.submission_listen = listen_section(root, "submission", c.submission_listen);
   c.submissions_listen = listen_section(root, "submissions", c.submissions_listen);
+  if (const auto* t = sub_table(root, "submission"); t && t->get("allow_any_sender")) {
+    const auto* n = t->get("allow_any_sender");
+    if (!n->is_boolean()) throw bad_config{line_of(*n), "'submission.allow_any_sender' must be true or false"};
+    c.submission_allow_any_sender = n->as_boolean()->get();
+  }
+  if (const auto* t = sub_table(root, "tls")) {
+    check_keys(*t, "tls", {"cert_file", "key_file"});
+    if (const auto* n = t->get("cert_file")) c.tls.cert_file = get_string(*n, "tls.cert_file");
+    if (const auto* n = t->get("key_file")) c.tls.key_file = get_string(*n, "tls.key_file");
+    if (c.tls.cert_file.empty() != c.tls.key_file.empty())
+      throw bad_config{line_of(*t), "'tls.cert_file' and 'tls.key_file' go together (both empty: self-signed)"};
+  }
 
   if (const auto* t = sub_table(root, "limits")) {
     check_keys(*t, "limits", {"max_message_size", "max_recipients", "max_connections", "max_connections_per_ip",
-                              "max_errors", "command_timeout", "data_timeout"});
+                              "max_errors", "command_timeout", "data_timeout", "max_auth_failures",
+                              "auth_failure_delay"});
     auto& l = c.limits;
     if (const auto* n = t->get("max_message_size")) l.max_message_size = get_count(*n, "max_message_size");
     if (const auto* n = t->get("max_recipients")) l.max_recipients = get_count(*n, "max_recipients");
@@ -111,7 +127,9 @@ config from_table(const toml::table& root) {
     if (const auto* n = t->get("max_errors")) l.max_errors = get_count(*n, "max_errors");
     if (const auto* n = t->get("command_timeout")) l.command_timeout = get_duration(*n, "command_timeout");
     if (const auto* n = t->get("data_timeout")) l.data_timeout = get_duration(*n, "data_timeout");
-    for (const auto* key : {"max_recipients", "max_connections", "max_connections_per_ip", "max_errors"})
+    if (const auto* n = t->get("max_auth_failures")) l.max_auth_failures = get_count(*n, "max_auth_failures");
+    if (const auto* n = t->get("auth_failure_delay")) l.auth_failure_delay = get_duration(*n, "auth_failure_delay");
+    for (const auto* key : {"max_recipients", "max_connections", "max_connections_per_ip", "max_errors", "max_auth_failures"})
       if (const auto* n = t->get(key); n && n->as_integer()->get() == 0)
         throw bad_config{line_of(*n), fmt::format("'limits.{}' must be at least 1", key)};
   }

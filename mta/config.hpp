@@ -29,6 +29,13 @@ struct limits_config {
   std::uint64_t max_errors = 20;
   std::chrono::seconds command_timeout{300};  // RFC 5321 §4.5.3.2.7: at least 5 minutes
   std::chrono::seconds data_timeout{600};     // RFC 5321 §4.5.3.2.6: 10 minutes for the end of data
+  std::uint64_t max_auth_failures = 10;       // per client address, then 421 (brute force)
+  std::chrono::seconds auth_failure_delay{1}; // the first wait; doubles with each failure
+};
+
+struct tls_files {
+  std::filesystem::path cert_file;  // both empty: a self-signed certificate in data_dir
+  std::filesystem::path key_file;
 };
 
 struct local_config {
@@ -64,6 +71,8 @@ struct config {
   std::vector<endpoint> smtp_listen{{"127.0.0.1", 2525}};
   std::vector<endpoint> submission_listen{{"127.0.0.1", 2587}};
   std::vector<endpoint> submissions_listen;
+  bool submission_allow_any_sender = false;  // else an authenticated user sends only as self or an alias
+  tls_files tls;
   limits_config limits;
   local_config local;
   delivery_config delivery;

@@ -17,6 +17,7 @@
 #include "mta/config.hpp"
 #include "mta/maillog.hpp"
 #include "mta/queue_cli.hpp"
+#include "mta/user_cli.hpp"
 #include "mta/relay_policy.hpp"
 #include "mta/server.hpp"
 #include "queue/writer.hpp"
@@ -27,12 +28,14 @@ int usage() {
   fmt::print(stderr,
              "usage: tern serve [--config FILE]\n"
              "       tern check-config [--config FILE]\n"
-             "       tern queue list|show|delete|hold|release|retry|stats ... [--config FILE]\n");
+             "       tern queue list|show|delete|hold|release|retry|stats ... [--config FILE]\n"
+             "       tern user add|passwd|del|list ... [--config FILE]\n");
   return 2;
 }
 
 struct loaded {
   mta::config cfg;
+  mailbox::users_map passwords;  // canonical address -> hash
   mailbox::directory dir;
   std::vector<mta::cidr> networks;
 };
@@ -57,8 +60,10 @@ std::optional<loaded> load(const std::optional<std::string>& path) {
       fmt::print(stderr, "tern: {}: {} (local.users_file in {})\n", l.cfg.local.users_file.string(), err->what, l.cfg.source);
     return std::nullopt;
   }
-  l.dir = mailbox::directory(l.cfg.local.domains, std::get<std::set<std::string>>(std::move(users)), l.cfg.local.aliases,
-                             l.cfg.local.catch_all);
+  l.passwords = std::get<mailbox::users_map>(std::move(users));
+  std::set<std::string> names;
+  for (const auto& [name, hash] : l.passwords) names.insert(name);
+  l.dir = mailbox::directory(l.cfg.local.domains, std::move(names), l.cfg.local.aliases, l.cfg.local.catch_all);
   for (const auto& n : l.cfg.relay_networks) l.networks.push_back(*mta::parse_cidr(n));
   return l;
 }
@@ -96,7 +101,14 @@ int serve(const loaded& l) {
     mta::maillog::info("delivery is disabled ([delivery] enabled = false): mail is only queued");
   }
   mta::relay_policy policy(l.dir, l.networks);
-  const int rc = mta::run_server(l.cfg, policy, writer, ids);
+  mta::tls_config tls(l.cfg.tls.cert_file, l.cfg.tls.key_file, l.cfg.data_dir, l.cfg.hostname);
+  if (const auto err = tls.load(); !err.empty()) {
+    mta::maillog::info("fatal: TLS: {}", err);
+    scheduler.stop();
+    writer.stop();
+    return 1;
+  }
+  const int rc = mta::run_server({l.cfg, policy, writer, ids, tls, l.dir, l.passwords});
   scheduler.stop();
   writer.on_new_messages({});
   writer.stop();
@@ -138,6 +150,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "queue") return mta::queue_command(l->cfg, args);
+  if (cmd == "user") return mta::user_command(l->cfg, args);
   if (cmd == "serve" && args.empty()) {
     // Created at start-up; if one vanishes later (an unmounted disk), the
     // deliveries that need it are deferred rather than the directory recreated.

@@ -15,6 +15,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <deque>
+#include <functional>
 #include <list>
 #include <thread>
 
@@ -65,7 +66,7 @@ class io_pool {
   std::atomic<std::size_t> next_{0};
 };
 
-net::awaitable<void> accept_loop(tcp::acceptor& acc, server_context& ctx, io_pool& pool) {
+net::awaitable<void> accept_loop(tcp::acceptor& acc, server_context& ctx, io_pool& pool, role r) {
   while (!ctx.stopping) {
     tcp::socket sock(pool.next());
     auto [ec] = co_await acc.async_accept(sock, net::as_tuple(net::use_awaitable));
@@ -82,7 +83,7 @@ net::awaitable<void> accept_loop(tcp::acceptor& acc, server_context& ctx, io_poo
     switch (ctx.connections.admit(ip, l.max_connections, l.max_connections_per_ip)) {
       case connection_table::admission::ok: {
         auto ex = sock.get_executor();
-        net::co_spawn(ex, serve_smtp(std::move(sock), ctx, std::move(ip)), log_exception);
+        net::co_spawn(ex, serve_smtp(std::move(sock), ctx, std::move(ip), r), log_exception);
         break;
       }
       case connection_table::admission::too_many:
@@ -116,23 +117,12 @@ net::awaitable<void> drain(server_context& ctx, io_pool& pool) {
 
 }  // namespace
 
-int run_server(const config& cfg, const relay_policy& policy, queue::writer& writer, queue::id_generator& ids) {
-  const unsigned threads = cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
-  io_pool pool(threads);
-  auto& ioc = pool.all().front();
-  // Idle contexts must not return from run() before work arrives.
-  std::vector<net::executor_work_guard<net::io_context::executor_type>> keep_alive;
-  for (auto& c : pool.all()) keep_alive.push_back(net::make_work_guard(c));
-  server_context ctx{cfg, policy, writer, {}, ids, {}, {}};
-  ctx.session_cfg.hostname = cfg.hostname;
-  ctx.session_cfg.limits.max_message_size = cfg.limits.max_message_size;
-  ctx.session_cfg.limits.max_recipients = cfg.limits.max_recipients;
-  ctx.session_cfg.limits.max_errors = cfg.limits.max_errors;
-
-  std::list<tcp::acceptor> acceptors;
-  for (const auto& ep : cfg.smtp_listen) {
+// Binds every listener of one role; false (after logging) when one cannot be bound.
+bool bind_all(std::list<std::pair<tcp::acceptor, role>>& out, net::io_context& ioc, const std::vector<endpoint>& eps,
+              role r, std::string_view what) {
+  for (const auto& ep : eps) {
     const tcp::endpoint endpoint(net::ip::make_address(ep.host), ep.port);
-    auto& acc = acceptors.emplace_back(ioc);
+    auto& [acc, rr] = out.emplace_back(tcp::acceptor(ioc), r);
     boost::system::error_code ec;
     acc.open(endpoint.protocol(), ec);
     if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
@@ -141,25 +131,66 @@ int run_server(const config& cfg, const relay_policy& policy, queue::writer& wri
     if (!ec) acc.listen(net::socket_base::max_listen_connections, ec);
     if (ec) {
       maillog::info("fatal: cannot listen on {}: {}", ep.str(), ec.message());
-      return 1;
+      return false;
     }
-    maillog::info("listening for SMTP on {}", ep.str());
+    maillog::info("listening for {} on {}", what, ep.str());
   }
-  for (auto& acc : acceptors) net::co_spawn(ioc, accept_loop(acc, ctx, pool), log_exception);
+  return true;
+}
 
+int run_server(const server_deps& deps) {
+  const auto& cfg = deps.cfg;
+  const unsigned threads = cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
+  io_pool pool(threads);
+  auto& ioc = pool.all().front();
+  // Idle contexts must not return from run() before work arrives.
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> keep_alive;
+  for (auto& c : pool.all()) keep_alive.push_back(net::make_work_guard(c));
+  server_context ctx{cfg,
+                     deps.policy,
+                     deps.writer,
+                     deps.ids,
+                     deps.tls,
+                     deps.dir,
+                     deps.passwords,
+                     auth_throttle(static_cast<unsigned>(cfg.limits.max_auth_failures),
+                                   std::chrono::duration_cast<std::chrono::milliseconds>(cfg.limits.auth_failure_delay)),
+                     {},
+                     {}};
+
+  std::list<std::pair<tcp::acceptor, role>> acceptors;
+  if (!bind_all(acceptors, ioc, cfg.smtp_listen, role::mx, "SMTP") ||
+      !bind_all(acceptors, ioc, cfg.submission_listen, role::submission, "submission") ||
+      !bind_all(acceptors, ioc, cfg.submissions_listen, role::submissions, "submissions (implicit TLS)"))
+    return 1;
+  for (auto& [acc, r] : acceptors) net::co_spawn(ioc, accept_loop(acc, ctx, pool, r), log_exception);
+
+  net::signal_set hup(ioc, SIGHUP);
   net::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
     maillog::info("signal {} received, shutting down", sig);
     ctx.stopping = true;
-    for (auto& acc : acceptors) {
+    for (auto& [acc, r] : acceptors) {
       boost::system::error_code ignored;
       acc.close(ignored);
     }
     ctx.connections.stop_all();
     keep_alive.clear();
+    hup.cancel();
     net::co_spawn(ioc, drain(ctx, pool), net::detached);
   });
+  // SIGHUP reloads the certificate; sessions already in TLS keep theirs.
+  std::function<void(boost::system::error_code, int)> on_hup = [&](boost::system::error_code ec, int) {
+    if (ec) return;
+    const auto err = ctx.tls.load();
+    if (err.empty())
+      maillog::info("TLS certificate reloaded from {}", ctx.tls.cert_file().string());
+    else
+      maillog::info("warning: TLS certificate not reloaded, keeping the old one: {}", err);
+    if (!ctx.stopping) hup.async_wait(on_hup);
+  };
+  hup.async_wait(on_hup);
 
   maillog::info("tern started: hostname={}, queue={}, threads={}", cfg.hostname, cfg.queue_path().string(), threads);
   std::vector<std::thread> workers;

@@ -2,7 +2,9 @@
 #pragma once
 
 #include "mta/config.hpp"
+#include "mailbox/directory.hpp"
 #include "mta/relay_policy.hpp"
+#include "mta/tls.hpp"
 #include "queue/queue_id.hpp"
 #include "queue/writer.hpp"
 
@@ -10,6 +12,15 @@ namespace mta {
 
 // Serves until SIGINT or SIGTERM, then stops accepting, tells every session
 // to finish (421), waits a bounded time and returns. Returns an exit code.
-int run_server(const config& cfg, const relay_policy& policy, queue::writer& writer, queue::id_generator& ids);
+struct server_deps {
+  const config& cfg;
+  const relay_policy& policy;
+  queue::writer& writer;
+  queue::id_generator& ids;
+  tls_config& tls;
+  const mailbox::directory& dir;
+  const mailbox::users_map& passwords;
+};
+int run_server(const server_deps& deps);
 
 }  // namespace mta

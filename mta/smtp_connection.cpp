@@ -10,16 +10,19 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
 
 #include <memory>
 #include <utility>
 
 #include "delivery/timed_socket.hpp"
+#include "mta/passwords.hpp"
 #include "mta/maillog.hpp"
 
 namespace mta {
 namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
 namespace {
 
 constexpr std::size_t initial_buffer = 1024;
@@ -75,6 +78,44 @@ net::awaitable<bool> write_all(connection& c, const std::string& out, std::chron
   co_return !ec;
 }
 
+// The socket, with TLS over it once a handshake succeeded.
+struct channel {
+  std::shared_ptr<connection> c;
+  std::unique_ptr<ssl::stream<tcp_socket&>> tls;
+
+  net::awaitable<bool> write(const std::string& out, std::chrono::seconds timeout) {
+    if (!tls) co_return co_await write_all(*c, out, timeout);
+    c->arm(timeout);
+    auto [ec, n] = co_await net::async_write(*tls, net::buffer(out), net::as_tuple(net::use_awaitable));
+    c->disarm();
+    co_return !ec;
+  }
+  net::awaitable<std::tuple<boost::system::error_code, std::size_t>> read(net::mutable_buffer b,
+                                                                          std::chrono::seconds timeout) {
+    c->arm(timeout);
+    boost::system::error_code ec;
+    std::size_t n = 0;
+    if (tls)
+      std::tie(ec, n) = co_await tls->async_read_some(b, net::as_tuple(net::use_awaitable));
+    else
+      std::tie(ec, n) = co_await c->sock.async_read_some(b, net::as_tuple(net::use_awaitable));
+    c->disarm();
+    co_return std::make_tuple(ec, n);
+  }
+  // Returns "TLSv1.3 TLS_AES_256_GCM_SHA384", or empty when the handshake failed.
+  net::awaitable<std::string> handshake(ssl::context& ctx, std::chrono::seconds timeout) {
+    tls = std::make_unique<ssl::stream<tcp_socket&>>(c->sock, ctx);
+    c->arm(timeout);
+    auto [ec] = co_await tls->async_handshake(ssl::stream_base::server, net::as_tuple(net::use_awaitable));
+    c->disarm();
+    if (ec) {
+      tls.reset();
+      co_return std::string();
+    }
+    co_return std::string(SSL_get_version(tls->native_handle())) + " " + SSL_get_cipher_name(tls->native_handle());
+  }
+};
+
 }  // namespace
 
 net::awaitable<void> refuse_smtp(tcp_socket sock, std::string reply_line) {
@@ -83,7 +124,20 @@ net::awaitable<void> refuse_smtp(tcp_socket sock, std::string reply_line) {
   c->close();
 }
 
-net::awaitable<void> serve_smtp(tcp_socket sock, server_context& ctx, std::string ip) {
+smtp::session_config server_context::session_config(role r) const {
+  smtp::session_config sc;
+  sc.hostname = cfg.hostname;
+  sc.limits.max_message_size = cfg.limits.max_message_size;
+  sc.limits.max_recipients = cfg.limits.max_recipients;
+  sc.limits.max_errors = cfg.limits.max_errors;
+  sc.starttls = r != role::submissions && tls.current() != nullptr;
+  sc.tls_active = r == role::submissions;
+  sc.auth = r != role::mx;
+  sc.auth_required = r != role::mx;
+  return sc;
+}
+
+net::awaitable<void> serve_smtp(tcp_socket sock, server_context& ctx, std::string ip, role r) {
   auto c = std::make_shared<connection>(std::move(sock));
   const auto stopper = ctx.connections.on_stop([c] { net::post(c->sock.get_executor(), [c] { c->sock.cancel(); }); });
   // Leaves the connection table once: before the last reply is written, so a
@@ -105,17 +159,39 @@ net::awaitable<void> serve_smtp(tcp_socket sock, server_context& ctx, std::strin
   hooks.check_rcpt = [&](const smtp::address& a, const std::string& user) {
     return ctx.policy.check_rcpt(*client, !user.empty(), a);
   };
+  hooks.authenticate = [&](const std::string& user, const std::string& password) {
+    const auto addr = smtp::parse_mailbox(user);
+    if (!addr) return false;
+    const auto it = ctx.passwords.find(mailbox::directory::canonical(*addr));
+    return it != ctx.passwords.end() && verify_password(it->second, password);
+  };
+  hooks.check_sender = [&](const smtp::address& sender, const std::string& user) -> std::optional<smtp::reply> {
+    if (ctx.cfg.submission_allow_any_sender || ctx.dir.owns(user, sender)) return std::nullopt;
+    return smtp::make_reply(553, "5.7.1", "<" + sender.str() + ">: Sender address rejected: not owned by user " + user);
+  };
   hooks.next_id = [&] { return ctx.ids.next(); };
   hooks.now = [] { return std::time(nullptr); };
   hooks.log = [](std::string_view line) { maillog::write(line); };
-  smtp::session s(ctx.session_cfg, ip, std::move(hooks));
+  smtp::session s(ctx.session_config(r), ip, std::move(hooks));
   maillog::info("connect from [{}]", ip);
 
   boost::system::error_code ec;
   c->sock.set_option(net::ip::tcp::no_delay(true), ec);
+  channel ch{c, nullptr};
 
   std::string buf(initial_buffer, '\0');
   std::size_t len = 0;
+  if (r == role::submissions) {  // RFC 8314: TLS from the first byte
+    const auto tls_ctx = ctx.tls.current();
+    std::string info;  // no conditional around co_await: GCC 12 mishandles its temporaries
+    if (tls_ctx) info = co_await ch.handshake(*tls_ctx, ctx.cfg.limits.command_timeout);
+    if (info.empty()) {
+      maillog::info("warning: TLS handshake failed with [{}]", ip);
+      c->close();
+      co_return;
+    }
+    s.tls_started(info);
+  }
   s.start();
   while (true) {
     const std::size_t used = len ? s.consume(std::string_view(buf.data(), len)) : 0;
@@ -124,11 +200,38 @@ net::awaitable<void> serve_smtp(tcp_socket sock, server_context& ctx, std::strin
       len -= used;
     }
     if (s.next() == smtp::action::close) guard.leave();
+    if (s.take_auth_failure()) {
+      // Brute force must be slow: the answer to a wrong password waits,
+      // longer each time from the same address; past the limit, 421.
+      const auto v = ctx.throttle.failed(ip);
+      if (v.disconnect) {
+        s.too_many_auth_failures();
+        guard.leave();
+      } else {
+        net::steady_timer pause(c->sock.get_executor(), v.delay);
+        co_await pause.async_wait(net::as_tuple(net::use_awaitable));
+      }
+    }
     if (!s.output().empty()) {
       const auto out = s.take_output();
-      if (!co_await write_all(*c, out, ctx.cfg.limits.command_timeout)) break;
+      const bool written = co_await ch.write(out, ctx.cfg.limits.command_timeout);
+      if (!written) break;
     }
     if (s.next() == smtp::action::close) break;
+    if (s.next() == smtp::action::starttls) {
+      // RFC 3207 §4.2 (CVE-2011-0411): what the client sent before the
+      // handshake — a pipelined command after STARTTLS — is thrown away.
+      len = 0;
+      const auto tls_ctx = ctx.tls.current();
+      const auto info = co_await ch.handshake(*tls_ctx, ctx.cfg.limits.command_timeout);
+      if (info.empty()) {
+        maillog::info("warning: TLS handshake failed with [{}]", ip);
+        s.tls_failed();
+        break;
+      }
+      s.tls_started(info);
+      continue;
+    }
     if (s.next() == smtp::action::enqueue) {
       auto msg = to_queue(s);
       const auto nrcpt = msg.rcpts.size();
@@ -154,10 +257,9 @@ net::awaitable<void> serve_smtp(tcp_socket sock, server_context& ctx, std::strin
       continue;
     }
     if (len == buf.size() && buf.size() < max_buffer) buf.resize(buf.size() * 2);
-    c->arm(s.in_data() ? ctx.cfg.limits.data_timeout : ctx.cfg.limits.command_timeout);
-    auto [rec, n] = co_await c->sock.async_read_some(net::buffer(buf.data() + len, buf.size() - len),
-                                                      net::as_tuple(net::use_awaitable));
-    c->disarm();
+    const auto timeout = s.in_data() ? ctx.cfg.limits.data_timeout : ctx.cfg.limits.command_timeout;
+    const auto space = net::buffer(buf.data() + len, buf.size() - len);
+    auto [rec, n] = co_await ch.read(space, timeout);
     if (rec) {
       if (c->timed_out) {
         maillog::info("timeout after {} from [{}]", s.in_data() ? "DATA" : "command", ip);
@@ -171,6 +273,8 @@ net::awaitable<void> serve_smtp(tcp_socket sock, server_context& ctx, std::strin
     // Data arrives fast in bulk: grow the buffer so that big messages take fewer reads.
     if (len == buf.size() && buf.size() < max_buffer) buf.resize(buf.size() * 2);
   }
+  if (!s.authenticated().empty()) ctx.throttle.succeeded(ip);
+  ch.tls.reset();
   c->close();
   maillog::info("disconnect from [{}]", ip);
 }

@@ -11,7 +11,9 @@ import pwd
 import signal
 import socket
 import subprocess
+import struct
 import tempfile
+import threading
 import time
 
 TERN = os.environ.get("TERN_BIN", os.path.join(os.path.dirname(__file__), "../../build/mta/tern"))
@@ -41,8 +43,9 @@ class Tern:
     """One `tern serve` process with a private data_dir and config file."""
 
     def __init__(self, host="127.0.0.1", port=2525, users=None, limits=None, extra="", relay_networks=None,
+                 submission=(), submissions=(),
                  domains=None, aliases=None, deliver=True, delivery=None, catch_all=None, run_as=None,
-                 run_group="nogroup"):
+                 run_group="nogroup", hostname="mx.example.test"):
         self.host = host
         # run_as: start the server as this unprivileged user (root ignores file
         # permissions, so tests of unwritable directories need one). The CLI stays root.
@@ -71,12 +74,18 @@ class Tern:
         self.mail_dir = os.path.join(self.dir, "mail")
         self.config = os.path.join(self.dir, "tern.toml")
         with open(self.config, "w") as f:
-            f.write(f"""hostname = "mx.example.test"
+            f.write(f"""hostname = {json.dumps(hostname)}
 data_dir = {json.dumps(self.data_dir)}
 threads = 2
 {extra}
 [smtp]
 listen = ["{host}:{port}"]
+# Off unless a test asks: the default 127.0.0.1:2587 would clash between
+# test modules running in parallel.
+[submission]
+listen = {json.dumps(list(submission))}
+[submissions]
+listen = {json.dumps(list(submissions))}
 [limits]
 {lim_toml}
 [local]
@@ -195,3 +204,263 @@ class RawClient:
 
     def close(self):
         self.sock.close()
+
+
+def wait_until(pred, timeout, step=0.05):
+    """Polls pred() until it returns something truthy or the deadline passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(step)
+
+
+def dns_query(server, port, name, qtype=15, timeout=0.5):
+    """One UDP DNS query (qtype 15 = MX, 1 = A); returns (rcode, answer count) or None without an answer."""
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".") if p) + b"\0"
+    packet = struct.pack(">HHHHHH", 0x7E57, 0x0100, 1, 0, 0, 0) + qname + struct.pack(">HH", qtype, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.sendto(packet, (server, port))
+            reply = s.recv(4096)
+        except OSError:
+            return None
+    if len(reply) < 12 or reply[:2] != packet[:2]:
+        return None
+    return reply[3] & 0x0F, struct.unpack(">H", reply[6:8])[0]
+
+
+def split_received(rest):
+    """(the first, folded, Received: header of rest, what follows), or None if rest does not start with one."""
+    if not rest.startswith(b"Received: "):
+        return None
+    end = 0
+    while True:
+        end = rest.index(b"\r\n", end) + 2
+        if rest[end:end + 1] not in (b" ", b"\t"):
+            return rest[:end], rest[end:]
+
+
+class Dnsmasq:
+    """dnsmasq in the foreground as a tiny authoritative server for *.test on
+    127.0.0.1:port (DESIGN "Reference peers"); records are dnsmasq options such
+    as "--mx-host=remote.test,mx.remote.test,10". Stopped by PID."""
+
+    def __init__(self, port, records, host="127.0.0.1"):
+        self.host, self.port, self.records = host, port, list(records)
+        self.proc = None
+
+    def start(self, timeout=10.0):
+        cmd = ["dnsmasq", "--no-daemon", "--conf-file=/dev/null", f"--port={self.port}",
+               f"--listen-address={self.host}", "--bind-interfaces", "--no-resolv", "--no-hosts",
+               "--local=/test/", "--pid-file=", *self.records]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        while dns_query(self.host, self.port, "ready.test") is None:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dnsmasq exited: {self.proc.stderr.read().decode(errors='replace')}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"dnsmasq does not answer on {self.host}:{self.port}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if self.proc:
+            self.proc.stderr.close()
+        self.proc = None
+
+
+class SmtpSink:
+    """Postfix's smtp-sink, the counting sink (DESIGN "Testing with real parts"). Stopped by PID."""
+
+    def __init__(self, host, port, backlog=100):
+        self.host, self.port, self.backlog = host, port, backlog
+        self.proc = None
+
+    def start(self):
+        # -u: smtp-sink refuses to run as root without a user to switch to.
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        self.proc = subprocess.Popen(["/usr/sbin/smtp-sink", *user, "-c", f"{self.host}:{self.port}",
+                                      str(self.backlog)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.host, self.port)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=5)
+        self.proc = None
+
+
+DROP = object()  # as a reply: close the connection instead of answering
+
+
+class ScriptedSession:
+    """What one client connection sent: raw bytes, command lines, message data as on the wire."""
+
+    def __init__(self):
+        self.raw = b""
+        self.commands = []
+        self.data = []  # one entry per DATA, dot-stuffed, without the final ".\r\n"
+        self.closed = False  # set once the connection is over
+
+
+class ScriptedSMTP:
+    """A scripted SMTP server in threads. `replies` maps "greeting", a verb
+    ("EHLO", "MAIL", "RCPT", "DATA", …) or "DOT" (end of data) to a reply
+    string, to DROP, or to a function of the command line returning either.
+    Like Postfix, a MAIL inside an open transaction gets 503 (RFC 5321 §4.1.4)
+    and DATA without an accepted RCPT gets 554. drop_data_after=N closes the
+    connection once N octets of message data came in, without a reply;
+    idle_close=S sends 421 and closes after S seconds of silence following a
+    reply to the end of data. Every session is recorded in self.sessions."""
+
+    DEFAULT = {"greeting": "220 scripted.test ESMTP", "EHLO": "250-scripted.test\r\n250-8BITMIME\r\n250 SIZE 10000000",
+               "HELO": "250 scripted.test", "MAIL": "250 2.1.0 Ok", "RCPT": "250 2.1.5 Ok",
+               "DATA": "354 End data with <CR><LF>.<CR><LF>", "DOT": "250 2.0.0 Ok: queued as SCRIPTED",
+               "RSET": "250 2.0.0 Ok", "NOOP": "250 2.0.0 Ok", "QUIT": "221 2.0.0 Bye"}
+
+    def __init__(self, host, port, replies=None, drop_data_after=None, idle_close=None):
+        self.host, self.port = host, port
+        self.replies = dict(self.DEFAULT, **(replies or {}))
+        self.drop_data_after, self.idle_close = drop_data_after, idle_close
+        self.sessions = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = []
+        self.listener = None
+
+    def start(self):
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((self.host, self.port))
+        self.listener.listen(16)
+        self.listener.settimeout(0.2)
+        t = threading.Thread(target=self._accept_loop, daemon=True)
+        t.start()
+        self.threads.append(t)
+        return self
+
+    def stop(self):
+        self.stopping.set()
+        for t in list(self.threads):
+            t.join(timeout=5)
+        if self.listener:
+            self.listener.close()
+            self.listener = None
+
+    def commands(self):
+        """Every command line received, over all sessions."""
+        with self.lock:
+            return [c for s in self.sessions for c in s.commands]
+
+    def messages(self):
+        """Every message received (as on the wire), over all sessions."""
+        with self.lock:
+            return [d for s in self.sessions for d in s.data]
+
+    def _accept_loop(self):
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except (socket.timeout, TimeoutError):
+                continue
+            except OSError:
+                return
+            sess = ScriptedSession()
+            with self.lock:
+                self.sessions.append(sess)
+            t = threading.Thread(target=self._serve, args=(conn, sess), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _reply(self, key, line):
+        r = self.replies.get(key, "502 5.5.2 Error: command not recognized")
+        return r(line) if callable(r) else r
+
+    def _serve(self, conn, sess):
+        buf, in_data, in_txn, accepted, idle_since = b"", False, False, 0, None
+        deadline = time.monotonic() + 30  # a session never outlives this
+        conn.settimeout(0.1)
+
+        def say(reply):
+            if reply is DROP:
+                return False
+            conn.sendall(reply.encode() + b"\r\n")
+            return True
+
+        try:
+            if not say(self._reply("greeting", "")):
+                return
+            while not self.stopping.is_set() and time.monotonic() < deadline:
+                try:
+                    chunk = conn.recv(65536)
+                except (socket.timeout, TimeoutError):
+                    if idle_since and self.idle_close is not None and time.monotonic() - idle_since > self.idle_close:
+                        say("421 4.4.2 scripted.test Error: timeout exceeded")
+                        return
+                    continue
+                if not chunk:
+                    return
+                idle_since = None
+                with self.lock:
+                    sess.raw += chunk
+                buf += chunk
+                while True:
+                    if in_data:
+                        if self.drop_data_after is not None and len(buf) >= self.drop_data_after:
+                            return
+                        end = (b"\r\n" + buf).find(b"\r\n.\r\n")
+                        if end < 0:
+                            break
+                        with self.lock:
+                            sess.data.append(buf[:end])
+                        buf, in_data, in_txn = buf[end + 3:], False, False
+                        if not say(self._reply("DOT", "")):
+                            return
+                        idle_since = time.monotonic()
+                        continue
+                    if b"\r\n" not in buf:
+                        break
+                    line, buf = buf.split(b"\r\n", 1)
+                    text = line.decode(errors="replace")
+                    with self.lock:
+                        sess.commands.append(text)
+                    verb = text.split(" ", 1)[0].split(":", 1)[0].upper()
+                    if verb == "MAIL" and in_txn:
+                        reply = "503 5.5.1 Error: nested MAIL command"
+                    elif verb == "RCPT" and not in_txn:
+                        reply = "503 5.5.1 Error: need MAIL command"
+                    elif verb == "DATA" and accepted == 0:
+                        reply = ("554 5.5.1 Error: no valid recipients" if in_txn
+                                 else "503 5.5.1 Error: need RCPT command")
+                    else:
+                        reply = self._reply(verb, text)
+                    ok = reply is not DROP and reply.startswith("2")
+                    if verb == "MAIL" and ok:
+                        in_txn, accepted = True, 0
+                    elif verb == "RCPT" and ok:
+                        accepted += 1
+                    elif verb in ("RSET", "EHLO", "HELO"):
+                        in_txn, accepted = False, 0
+                    if not say(reply):
+                        return
+                    if verb == "DATA" and reply.startswith("354"):
+                        in_data = True
+                    if verb == "QUIT":
+                        return
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            sess.closed = True

@@ -46,9 +46,10 @@ TEST_CASE("the users file") {
     f << "# comment\n\nalice@example.test\n  Bob@Example.test:{SHA512-CRYPT}$6$salt$hash  \nx#y@example.test\n";
   }
   auto r = mailbox::load_users_file(path);
-  REQUIRE(std::holds_alternative<std::set<std::string>>(r));
-  CHECK(std::get<std::set<std::string>>(r) ==
-        std::set<std::string>{"alice@example.test", "bob@example.test", "x#y@example.test"});
+  REQUIRE(std::holds_alternative<mailbox::users_map>(r));
+  CHECK(std::get<mailbox::users_map>(r) == mailbox::users_map{{"alice@example.test", ""},
+                                                              {"bob@example.test", "{SHA512-CRYPT}$6$salt$hash"},
+                                                              {"x#y@example.test", ""}});
   {
     std::ofstream f(path);
     f << "alice@example.test\nnot an address\n";
@@ -98,4 +99,17 @@ TEST_CASE("catch-all takes unknown users of its domain") {
   CHECK_FALSE(d.exists(addr("anyone@other.test")));
   const auto e = d.expand(addr("anyone@example.test"));
   CHECK(e.local == std::vector<std::string>{"alice@example.test"});
+}
+
+TEST_CASE("which senders a user owns") {
+  const mailbox::directory d({"example.test"}, {"alice@example.test", "bob@example.test"},
+                             {{"sales@example.test", {"alice@example.test", "bob@example.test"}},
+                              {"boss@example.test", {"bob@example.test"}}},
+                             {});
+  CHECK(d.owns("alice@example.test", addr("alice@example.test")));
+  CHECK(d.owns("ALICE@example.test", addr("alice+x@Example.test")));
+  CHECK(d.owns("alice@example.test", addr("sales@example.test")));
+  CHECK_FALSE(d.owns("alice@example.test", addr("boss@example.test")));
+  CHECK_FALSE(d.owns("alice@example.test", addr("bob@example.test")));
+  CHECK_FALSE(d.owns("alice@example.test", smtp::address{}));
 }
