@@ -61,6 +61,11 @@ TEST_CASE("etc/tern.toml is the built-in development default") {
   CHECK(f.delivery.dns_servers == d.delivery.dns_servers);
   CHECK(f.delivery.transports == d.delivery.transports);
   CHECK(f.relay_networks == d.relay_networks);
+  CHECK(f.submission_allow_any_sender == d.submission_allow_any_sender);
+  CHECK(f.tls.cert_file == d.tls.cert_file);
+  CHECK(f.tls.key_file == d.tls.key_file);
+  CHECK(f.limits.max_auth_failures == d.limits.max_auth_failures);
+  CHECK(f.limits.auth_failure_delay == d.limits.auth_failure_delay);
 }
 
 TEST_CASE("the production example loads") {
@@ -96,6 +101,9 @@ TEST_CASE("bad files name the line and the problem") {
       {"[delivery]\nmax_concurrency = 0\n", 2, "between 1 and 1000"},
       {"[delivery]\nretry_initial = \"1h\"\nretry_max = \"5m\"\n", 1, "shorter than"},
       {"[delivery]\nretries = 3\n", 2, "unknown key 'delivery.retries'"},
+      {"[tls]\ncert_file = \"/x.crt\"\n", 1, "go together"},
+      {"[submission]\nallow_any_sender = \"yes\"\n", 2, "must be true or false"},
+      {"[smtp]\nallow_any_sender = true\n", 2, "unknown key 'smtp.allow_any_sender'"},
       {"[delivery]\ntls = \"always\"\n", 2, "must be \"none\", \"may\" or \"encrypt\""},
       {"[delivery]\ndns_servers = [\"dns.example:53\"]\n", 2, "is not address:port"},
       {"[delivery.transports]\n\"a.test\" = \"[relay]:x\"\n", 2, "is not \"[host]:port\""},
