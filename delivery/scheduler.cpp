@@ -291,10 +291,19 @@ void scheduler::record(const queue::due_recipient& r, outcome o, const std::stri
         *removed = queue::record_outcome(wdb, rec);
       },
       [this, line, extra, removed, send_dsn, msg_id = r.message_id, forwards = o.forward.size(), bounce, delay_report,
+       status = rec.status, delay,
        lost_bounce = rec.status == queue::rcpt_status::failed && r.sender.empty()](
           queue::store_result res, const std::string& detail) {
         if (res == queue::store_result::ok) {
           log_(line);
+          if (status == queue::rcpt_status::delivered) {
+            ++counters_.delivered;
+            delivery_seconds_.observe(static_cast<double>(delay));
+          } else if (status == queue::rcpt_status::deferred) {
+            ++counters_.deferred;
+          } else {
+            ++counters_.bounced;
+          }
           for (std::size_t i = 0; i < forwards; ++i)
             log_(fmt::format("{}: forwarded as {}", msg_id, (*extra)[i].id));
           if (send_dsn)

@@ -5,6 +5,7 @@
 // `tern queue retry` changed from another process.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -22,6 +23,7 @@
 #include "delivery/retry_policy.hpp"
 #include "mailbox/directory.hpp"
 #include "queue/database.hpp"
+#include "queue/histogram.hpp"
 #include "queue/queue_id.hpp"
 #include "queue/schedule.hpp"
 #include "queue/writer.hpp"
@@ -56,6 +58,13 @@ class scheduler {
   // Stops leasing, lets the deliveries in flight finish and be recorded.
   void stop();
 
+  struct counters {
+    std::atomic<std::uint64_t> delivered{0}, deferred{0}, bounced{0};
+  };
+  const counters& outcomes() const { return counters_; }
+  // Seconds from receipt to delivery, for delivered recipients.
+  const queue::histogram& delivery_seconds() const { return delivery_seconds_; }
+
  private:
   void dispatch_loop();
   void worker_loop();
@@ -83,6 +92,8 @@ class scheduler {
   bool woken_ = false;
   bool stopping_ = false;
   std::int64_t last_purge_ = 0;
+  counters counters_;
+  queue::histogram delivery_seconds_{1, 2, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400};
   std::thread dispatcher_;
   std::vector<std::thread> workers_;
 };

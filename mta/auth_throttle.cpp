@@ -20,6 +20,12 @@ auth_throttle::verdict auth_throttle::failed(const std::string& ip, clock::time_
   return v;
 }
 
+bool auth_throttle::blocked(const std::string& ip, clock::time_point now) {
+  std::lock_guard lock(mu_);
+  const auto it = by_ip_.find(ip);
+  return it != by_ip_.end() && now - it->second.last <= forget_after && it->second.failures >= max_;
+}
+
 void auth_throttle::succeeded(const std::string& ip) {
   std::lock_guard lock(mu_);
   by_ip_.erase(ip);

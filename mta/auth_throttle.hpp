@@ -22,6 +22,10 @@ class auth_throttle {
     bool disconnect = false;             // past the limit: 421 and close
   };
   verdict failed(const std::string& ip, clock::time_point now = clock::now());
+  // Past the limit: no password from this address is even checked until its
+  // failures are forgotten (15 quiet minutes), so new connections cannot
+  // keep guessing one at a time.
+  bool blocked(const std::string& ip, clock::time_point now = clock::now());
   void succeeded(const std::string& ip);
 
  private:

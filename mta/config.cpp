@@ -91,7 +91,7 @@ std::vector<endpoint> listen_section(const toml::table& root, std::string_view n
 config from_table(const toml::table& root) {
   config c;
   check_keys(root, "", {"hostname", "data_dir", "threads", "smtp", "submission", "submissions", "limits", "local",
-                        "delivery", "relay", "tls"});
+                        "delivery", "relay", "tls", "http"});
   if (const auto* n = root.get("hostname")) {
     c.hostname = get_string(*n, "hostname");
     if (!smtp::is_valid_domain(c.hostname) || c.hostname.front() == '[')
@@ -106,6 +106,22 @@ config from_table(const toml::table& root) {
     const auto* n = t->get("allow_any_sender");
     if (!n->is_boolean()) throw bad_config{line_of(*n), "'submission.allow_any_sender' must be true or false"};
     c.submission_allow_any_sender = n->as_boolean()->get();
+  }
+  if (const auto* t = sub_table(root, "http")) {
+    check_keys(*t, "http", {"listen", "token_file"});
+    if (const auto* n = t->get("listen")) {
+      // One address ("127.0.0.1:8025") or a list of them; "" or [] turns the API off.
+      if (n->is_string() && n->as_string()->get().empty()) {
+        c.http_listen.clear();
+      } else if (n->is_string()) {
+        const auto e = parse_endpoint(n->as_string()->get());
+        if (!e) throw bad_config{line_of(*n), "'http.listen' is not address:port (e.g. \"127.0.0.1:8025\")"};
+        c.http_listen = {*e};
+      } else {
+        c.http_listen = get_endpoints(*n, "http.listen");
+      }
+    }
+    if (const auto* n = t->get("token_file")) c.http_token_file = get_string(*n, "http.token_file");
   }
   if (const auto* t = sub_table(root, "tls")) {
     check_keys(*t, "tls", {"cert_file", "key_file"});

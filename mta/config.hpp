@@ -73,6 +73,8 @@ struct config {
   std::vector<endpoint> submissions_listen;
   bool submission_allow_any_sender = false;  // else an authenticated user sends only as self or an alias
   tls_files tls;
+  std::vector<endpoint> http_listen{{"127.0.0.1", 8025}};  // admin API and console; [] = off
+  std::filesystem::path http_token_file;                    // bearer token for non-loopback clients
   limits_config limits;
   local_config local;
   delivery_config delivery;

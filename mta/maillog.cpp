@@ -8,7 +8,12 @@
 
 namespace mta::maillog {
 
-void write(std::string_view line) {
+void write(std::string_view raw) {
+  // Client-supplied text (an AUTH user name, a HELO) must not be able to start
+  // a forged log line: control characters become '?', as Postfix does.
+  std::string line(raw);
+  for (auto& c : line)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
   using namespace std::chrono;
   const auto now = system_clock::now();
   const std::time_t t = system_clock::to_time_t(now);

@@ -108,7 +108,8 @@ int serve(const loaded& l) {
     writer.stop();
     return 1;
   }
-  const int rc = mta::run_server({l.cfg, policy, writer, ids, tls, l.dir, l.passwords});
+  const int rc = mta::run_server(
+      {l.cfg, policy, writer, ids, tls, l.dir, l.passwords, l.cfg.delivery.enabled ? &scheduler : nullptr});
   scheduler.stop();
   writer.on_new_messages({});
   writer.stop();

@@ -33,22 +33,6 @@ std::string utc(std::int64_t t) {
                      tm.tm_min, tm.tm_sec);
 }
 
-std::string recipient_json(const queue::recipient_row& r) {
-  return fmt::format(
-      R"({{"address":{},"status":{},"attempts":{},"next_attempt":{},"last_attempt":{},"last_reply":{},"notify":{},"orcpt":{}}})",
-      json_quote(r.address), json_quote(r.status), r.attempts, r.next_attempt, r.last_attempt, json_quote(r.last_reply),
-      json_quote(r.notify), json_quote(r.orcpt));
-}
-
-std::string message_json(const queue::message_row& m) {
-  std::string rcpts;
-  for (const auto& r : m.rcpts) rcpts += (rcpts.empty() ? "" : ",") + recipient_json(r);
-  return fmt::format(
-      R"({{"id":{},"received_at":{},"sender":{},"client_ip":{},"helo":{},"size":{},"body_type":{},"smtputf8":{},"ret":{},"envid":{},"held":{},"recipients":[{}]}})",
-      json_quote(m.id), m.received_at, json_quote(m.sender), json_quote(m.client_ip), json_quote(m.helo), m.size,
-      json_quote(m.body_type), m.smtputf8, json_quote(m.ret), json_quote(m.envid), m.held, rcpts);
-}
-
 int list(const queue::database& db, bool json) {
   const auto msgs = queue::list_messages(db);
   if (json) {
@@ -74,14 +58,6 @@ int list(const queue::database& db, bool json) {
   }
   fmt::print("-- {} message{}, {} recipient{}\n", msgs.size(), msgs.size() == 1 ? "" : "s", nrcpt, nrcpt == 1 ? "" : "s");
   return 0;
-}
-
-std::string attempts_json(const std::vector<queue::attempt_row>& attempts) {
-  std::string out;
-  for (const auto& a : attempts)
-    out += fmt::format(R"({}{{"address":{},"at":{},"status":{},"relay":{},"reply":{}}})", out.empty() ? "" : ",",
-                       json_quote(a.address), a.at, json_quote(a.status), json_quote(a.relay), json_quote(a.reply));
-  return "[" + out + "]";
 }
 
 void print_attempts(const std::vector<queue::attempt_row>& attempts) {
@@ -153,10 +129,7 @@ int show(const queue::database& db, const std::string& id, bool body, bool json)
 int stats(const queue::database& db, bool json) {
   const auto s = queue::stats(db);
   if (json) {
-    std::string by;
-    for (const auto& [k, v] : s.recipients_by_status) by += fmt::format("{}{}:{}", by.empty() ? "" : ",", json_quote(k), v);
-    fmt::print(R"({{"messages":{},"held":{},"bytes":{},"oldest_received_at":{},"recipients":{{{}}}}})" "\n", s.messages,
-               s.held, s.bytes, s.oldest_received_at, by);
+    fmt::print("{}\n", stats_json(s));
     return 0;
   }
   fmt::print("messages:   {}\nheld:       {}\nbytes:      {}\n", s.messages, s.held, s.bytes);

@@ -14,11 +14,14 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <ctime>
 #include <deque>
+#include <fstream>
 #include <functional>
 #include <list>
 #include <thread>
 
+#include "mta/http_server.hpp"
 #include "mta/maillog.hpp"
 #include "mta/server_context.hpp"
 #include "mta/smtp_connection.hpp"
@@ -79,6 +82,7 @@ net::awaitable<void> accept_loop(tcp::acceptor& acc, server_context& ctx, io_poo
       continue;
     }
     auto ip = client_ip(sock);
+    ++ctx.counters.connections_total;
     const auto& l = ctx.cfg.limits;
     switch (ctx.connections.admit(ip, l.max_connections, l.max_connections_per_ip)) {
       case connection_table::admission::ok: {
@@ -87,12 +91,14 @@ net::awaitable<void> accept_loop(tcp::acceptor& acc, server_context& ctx, io_poo
         break;
       }
       case connection_table::admission::too_many:
+        ++ctx.counters.connections_rejected;
         maillog::info("warning: too many connections, refusing [{}]", ip);
         net::co_spawn(sock.get_executor(),
                       refuse_smtp(std::move(sock), "421 4.7.0 " + ctx.cfg.hostname + " Error: too many connections\r\n"),
                       net::detached);
         break;
       case connection_table::admission::too_many_from_ip:
+        ++ctx.counters.connections_rejected;
         maillog::info("warning: too many connections from [{}]", ip);
         net::co_spawn(sock.get_executor(),
                       refuse_smtp(std::move(sock),
@@ -100,6 +106,19 @@ net::awaitable<void> accept_loop(tcp::acceptor& acc, server_context& ctx, io_poo
                       net::detached);
         break;
     }
+  }
+}
+
+net::awaitable<void> http_accept_loop(tcp::acceptor& acc, server_context& ctx, http_api& api) {
+  while (!ctx.stopping) {
+    tcp::socket sock(acc.get_executor());
+    auto [ec] = co_await acc.async_accept(sock, net::as_tuple(net::use_awaitable));
+    if (ec) {
+      if (ctx.stopping || ec == net::error::operation_aborted) break;
+      continue;
+    }
+    auto ip = client_ip(sock);
+    net::co_spawn(acc.get_executor(), serve_http(std::move(sock), api, std::move(ip)), log_exception);
   }
 }
 
@@ -156,6 +175,7 @@ int run_server(const server_deps& deps) {
                      auth_throttle(static_cast<unsigned>(cfg.limits.max_auth_failures),
                                    std::chrono::duration_cast<std::chrono::milliseconds>(cfg.limits.auth_failure_delay)),
                      {},
+                     {},
                      {}};
 
   std::list<std::pair<tcp::acceptor, role>> acceptors;
@@ -165,6 +185,28 @@ int run_server(const server_deps& deps) {
     return 1;
   for (auto& [acc, r] : acceptors) net::co_spawn(ioc, accept_loop(acc, ctx, pool, r), log_exception);
 
+  // The admin API: one io_context (the first), so http_api needs no locking.
+  std::string token;
+  if (!cfg.http_token_file.empty()) {
+    std::ifstream f(cfg.http_token_file);
+    std::getline(f, token);
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+    if (token.empty()) {
+      maillog::info("fatal: no token in http.token_file {}", cfg.http_token_file.string());
+      return 1;
+    }
+  }
+  http_api api(cfg, deps.dir, token, [&](const queue::queue_stats& q) {
+    return render_metrics({ctx.counters, ctx.connections.size(), deps.writer, deps.scheduler, q, std::time(nullptr)});
+  });
+  std::list<tcp::acceptor> http_acceptors;
+  for (const auto& ep : cfg.http_listen) {
+    std::list<std::pair<tcp::acceptor, role>> one;
+    if (!bind_all(one, ioc, {ep}, role::mx, "HTTP (admin API)")) return 1;
+    http_acceptors.push_back(std::move(one.front().first));
+  }
+  for (auto& acc : http_acceptors) net::co_spawn(ioc, http_accept_loop(acc, ctx, api), log_exception);
+
   net::signal_set hup(ioc, SIGHUP);
   net::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code ec, int sig) {
@@ -172,6 +214,10 @@ int run_server(const server_deps& deps) {
     maillog::info("signal {} received, shutting down", sig);
     ctx.stopping = true;
     for (auto& [acc, r] : acceptors) {
+      boost::system::error_code ignored;
+      acc.close(ignored);
+    }
+    for (auto& acc : http_acceptors) {
       boost::system::error_code ignored;
       acc.close(ignored);
     }

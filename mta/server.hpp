@@ -8,6 +8,10 @@
 #include "queue/queue_id.hpp"
 #include "queue/writer.hpp"
 
+namespace delivery {
+class scheduler;
+}
+
 namespace mta {
 
 // Serves until SIGINT or SIGTERM, then stops accepting, tells every session
@@ -20,6 +24,7 @@ struct server_deps {
   tls_config& tls;
   const mailbox::directory& dir;
   const mailbox::users_map& passwords;
+  const delivery::scheduler* scheduler;  // for /metrics; null when delivery is off
 };
 int run_server(const server_deps& deps);
 

@@ -9,6 +9,7 @@
 #include "mta/auth_throttle.hpp"
 #include "mta/config.hpp"
 #include "mta/connection_table.hpp"
+#include "mta/metrics.hpp"
 #include "mta/relay_policy.hpp"
 #include "mta/tls.hpp"
 #include "queue/queue_id.hpp"
@@ -31,6 +32,7 @@ struct server_context {
   const mailbox::users_map& passwords;
   auth_throttle throttle;
   connection_table connections;
+  server_counters counters;
   std::atomic<bool> stopping{false};
 
   smtp::session_config session_config(role r) const;

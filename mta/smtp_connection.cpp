@@ -160,6 +160,7 @@ net::awaitable<void> serve_smtp(tcp_socket sock, server_context& ctx, std::strin
     return ctx.policy.check_rcpt(*client, !user.empty(), a);
   };
   hooks.authenticate = [&](const std::string& user, const std::string& password) {
+    if (ctx.throttle.blocked(ip)) return false;  // not even checked: the guess tells nothing
     const auto addr = smtp::parse_mailbox(user);
     if (!addr) return false;
     const auto it = ctx.passwords.find(mailbox::directory::canonical(*addr));
@@ -204,12 +205,11 @@ net::awaitable<void> serve_smtp(tcp_socket sock, server_context& ctx, std::strin
       // Brute force must be slow: the answer to a wrong password waits,
       // longer each time from the same address; past the limit, 421.
       const auto v = ctx.throttle.failed(ip);
+      net::steady_timer pause(c->sock.get_executor(), v.delay);
+      co_await pause.async_wait(net::as_tuple(net::use_awaitable));
       if (v.disconnect) {
         s.too_many_auth_failures();
         guard.leave();
-      } else {
-        net::steady_timer pause(c->sock.get_executor(), v.delay);
-        co_await pause.async_wait(net::as_tuple(net::use_awaitable));
       }
     }
     if (!s.output().empty()) {
@@ -241,6 +241,7 @@ net::awaitable<void> serve_smtp(tcp_socket sock, server_context& ctx, std::strin
       const auto outcome = co_await store(ctx.writer, std::move(msg));
       if (outcome.result == queue::store_result::ok) {
         maillog::info("{}: from=<{}>, size={}, nrcpt={} (queue active)", id, from, size, nrcpt);
+        ++ctx.counters.messages_received;
         s.enqueued();
       } else if (outcome.result == queue::store_result::disk_full) {
         maillog::info("{}: warning: queue file write error: {}", id, outcome.detail);

@@ -42,11 +42,20 @@ struct read_snapshot {
 
 }  // namespace
 
-std::vector<message_row> list_messages(const database& db, std::size_t limit) {
+std::vector<message_row> list_messages(const database& db, const list_filter& f) {
   read_snapshot snap(db);
   std::vector<message_row> out;
-  statement st(db, std::string(message_columns) + " ORDER BY id LIMIT ?1");
-  st.bind(1, static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
+  // Empty filters match everything; one statement serves the CLI and the API.
+  statement st(db, std::string(message_columns) +
+                       " WHERE id > ?2"
+                       " AND (?3 = '' OR (?3 = 'held' AND held = 1) OR EXISTS (SELECT 1 FROM recipients r"
+                       "      WHERE r.message_id = id AND r.status = ?3))"
+                       " AND (?4 = '' OR instr(lower(sender), lower(?4)) > 0)"
+                       " AND (?5 = '' OR EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = id"
+                       "      AND instr(lower(r.address), lower(?5)) > 0))"
+                       " ORDER BY id LIMIT ?1");
+  st.bind(1, static_cast<std::int64_t>(std::min<std::size_t>(f.limit, INT64_MAX)));
+  st.bind(2, f.after).bind(3, f.status).bind(4, f.sender).bind(5, f.recipient);
   while (st.step()) out.push_back(read_message(st));
   for (auto& m : out) load_recipients(db, m);
   return out;
@@ -119,6 +128,10 @@ queue_stats stats(const database& db) {
   s.oldest_received_at = m.column_int(3);
   statement r(db, "SELECT status, count(*) FROM recipients GROUP BY status ORDER BY status");
   while (r.step()) s.recipients_by_status[r.column_text(0)] = r.column_int(1);
+  statement d(db,
+              "SELECT lower(substr(address, instr(address, '@') + 1)), count(*) FROM recipients "
+              "WHERE status = 'deferred' GROUP BY 1 ORDER BY 2 DESC LIMIT 100");
+  while (d.step()) s.deferred_by_domain[d.column_text(0)] = d.column_int(1);
   return s;
 }
 

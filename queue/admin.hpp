@@ -45,10 +45,19 @@ struct queue_stats {
   std::int64_t bytes = 0;
   std::int64_t oldest_received_at = 0;  // 0 when empty
   std::map<std::string, std::int64_t> recipients_by_status;
+  std::map<std::string, std::int64_t> deferred_by_domain;  // where mail is stuck
+};
+
+struct list_filter {
+  std::string status;     // a recipient status, or "held"; empty: all
+  std::string sender;     // substring of the sender, case-insensitive
+  std::string recipient;  // substring of any recipient
+  std::size_t limit = SIZE_MAX;
+  std::string after;      // paging cursor: IDs after this one
 };
 
 // Messages ordered by ID (that is, by arrival), with their recipients.
-std::vector<message_row> list_messages(const database& db, std::size_t limit = SIZE_MAX);
+std::vector<message_row> list_messages(const database& db, const list_filter& filter = {});
 std::optional<message_row> find_message(const database& db, const std::string& id);
 std::optional<std::string> message_data(const database& db, const std::string& id);
 

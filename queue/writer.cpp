@@ -1,6 +1,7 @@
 #include "queue/writer.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 
 namespace queue {
@@ -97,10 +98,13 @@ void writer::write_batch(std::vector<job>& batch) {
     return static_cast<std::uint64_t>(std::count_if(done.begin(), done.end(), [](job* j) { return j->adds_messages; }));
   };
   std::vector<job*> committed;
+  const auto started = std::chrono::steady_clock::now();
   try {
     transaction_guard tx(db_);
     for (auto& j : batch) j.run(db_);
     tx.commit();
+    commit_seconds_.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    batch_size_.observe(static_cast<double>(batch.size()));
     for (auto& j : batch) committed.push_back(&j);
   } catch (const db_error&) {
     // Run each job alone, so one bad job (or a disk that filled up half-way)

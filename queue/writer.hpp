@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "queue/database.hpp"
+#include "queue/histogram.hpp"
 
 namespace queue {
 
@@ -77,6 +78,9 @@ class writer {
   // Finishes what was submitted, then stops the thread. Idempotent.
   void stop();
   writer_stats stats() const;
+  // Seconds per commit (fsync included) and jobs per commit.
+  const histogram& commit_seconds() const { return commit_seconds_; }
+  const histogram& batch_size() const { return batch_size_; }
 
  private:
   void run();
@@ -89,6 +93,8 @@ class writer {
   bool stopping_ = false;
   writer_stats stats_;
   std::function<void()> on_new_messages_;
+  histogram commit_seconds_{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+  histogram batch_size_{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000};
   std::thread thread_;
 };
 

@@ -43,9 +43,9 @@ class Tern:
     """One `tern serve` process with a private data_dir and config file."""
 
     def __init__(self, host="127.0.0.1", port=2525, users=None, limits=None, extra="", relay_networks=None,
-                 submission=(), submissions=(),
+                 submission=(), submissions=(), http="", http_token_file="",
                  domains=None, aliases=None, deliver=True, delivery=None, catch_all=None, run_as=None,
-                 run_group="nogroup", hostname="mx.example.test"):
+                 run_group="nogroup", hostname="mx.example.test", allow_any_sender=None):
         self.host = host
         # run_as: start the server as this unprivileged user (root ignores file
         # permissions, so tests of unwritable directories need one). The CLI stays root.
@@ -70,6 +70,8 @@ class Tern:
         dl = {"enabled": deliver, "dns_servers": ["127.0.0.1:1"]}
         dl.update(delivery or {})
         dl_toml = "\n".join(f"{k} = {toml_value(v)}" for k, v in dl.items())
+        # [submission] allow_any_sender: written only when a test sets it.
+        sub_toml = "" if allow_any_sender is None else f"allow_any_sender = {json.dumps(bool(allow_any_sender))}"
         ca_toml = "\n".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in (catch_all or {}).items())
         self.mail_dir = os.path.join(self.dir, "mail")
         self.config = os.path.join(self.dir, "tern.toml")
@@ -84,8 +86,13 @@ listen = ["{host}:{port}"]
 # test modules running in parallel.
 [submission]
 listen = {json.dumps(list(submission))}
+{sub_toml}
 [submissions]
 listen = {json.dumps(list(submissions))}
+# The admin API is off unless a test asks for it ("127.0.0.x:port").
+[http]
+listen = {json.dumps(http)}
+token_file = {json.dumps(http_token_file)}
 [limits]
 {lim_toml}
 [local]
@@ -143,8 +150,9 @@ networks = {json.dumps(nets)}
     def __exit__(self, *exc):
         self.stop()
 
-    def cli(self, *args, check=True):
-        r = subprocess.run([TERN, *args, "--config", self.config], capture_output=True)
+    def cli(self, *args, check=True, input=None):
+        """Runs `tern ARGS --config CFG`; input (bytes) is fed to its stdin when given."""
+        r = subprocess.run([TERN, *args, "--config", self.config], capture_output=True, input=input)
         if check and r.returncode != 0:
             raise RuntimeError(f"tern {' '.join(args)} failed ({r.returncode}): {r.stderr.decode(errors='replace')}")
         return r

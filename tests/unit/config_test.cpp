@@ -62,6 +62,9 @@ TEST_CASE("etc/tern.toml is the built-in development default") {
   CHECK(f.delivery.transports == d.delivery.transports);
   CHECK(f.relay_networks == d.relay_networks);
   CHECK(f.submission_allow_any_sender == d.submission_allow_any_sender);
+  REQUIRE(f.http_listen.size() == d.http_listen.size());
+  CHECK(f.http_listen[0].str() == d.http_listen[0].str());
+  CHECK(f.http_token_file == d.http_token_file);
   CHECK(f.tls.cert_file == d.tls.cert_file);
   CHECK(f.tls.key_file == d.tls.key_file);
   CHECK(f.limits.max_auth_failures == d.limits.max_auth_failures);
@@ -102,6 +105,8 @@ TEST_CASE("bad files name the line and the problem") {
       {"[delivery]\nretry_initial = \"1h\"\nretry_max = \"5m\"\n", 1, "shorter than"},
       {"[delivery]\nretries = 3\n", 2, "unknown key 'delivery.retries'"},
       {"[tls]\ncert_file = \"/x.crt\"\n", 1, "go together"},
+      {"[http]\nlisten = \"localhost:80\"\n", 2, "is not address:port"},
+      {"[http]\nport = 80\n", 2, "unknown key 'http.port'"},
       {"[submission]\nallow_any_sender = \"yes\"\n", 2, "must be true or false"},
       {"[smtp]\nallow_any_sender = true\n", 2, "unknown key 'smtp.allow_any_sender'"},
       {"[delivery]\ntls = \"always\"\n", 2, "must be \"none\", \"may\" or \"encrypt\""},
