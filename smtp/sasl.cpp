@@ -39,6 +39,9 @@ std::optional<std::string> base64_decode(std::string_view in) {
     }
     const unsigned n = (static_cast<unsigned>(v[0]) << 18) | (static_cast<unsigned>(v[1]) << 12) |
                        (static_cast<unsigned>(v[2]) << 6) | static_cast<unsigned>(v[3]);
+    // RFC 4648 §3.5: the bits that padding leaves unused must be zero, so
+    // that every input has exactly one meaning (found by fuzz/reply_fuzzer).
+    if ((pad == 1 && (n & 0xff)) || (pad == 2 && (n & 0xffff))) return std::nullopt;
     out += static_cast<char>((n >> 16) & 0xff);
     if (pad < 2) out += static_cast<char>((n >> 8) & 0xff);
     if (pad < 1) out += static_cast<char>(n & 0xff);

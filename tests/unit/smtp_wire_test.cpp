@@ -106,7 +106,7 @@ TEST_CASE("base64 and SASL PLAIN") {
   CHECK(smtp::base64_encode("fo") == "Zm8=");
   CHECK(smtp::base64_encode("foo") == "Zm9v");
   for (const char* s : {"", "f", "fo", "foo", "foob", "fooba", "foobar"}) CHECK(smtp::base64_decode(smtp::base64_encode(s)) == std::string(s));
-  for (const char* bad : {"Zg=", "Z===", "Zg==Zg==", "Zm9v!", "Zm 9v", "=Zm9"}) {
+  for (const char* bad : {"Zg=", "Z===", "Zg==Zg==", "Zm9v!", "Zm 9v", "=Zm9", "Zh==", "Zm9=", "AGsNlaAFHNlY1J=="}) {
     INFO(bad);
     CHECK_FALSE(smtp::base64_decode(bad));
   }
