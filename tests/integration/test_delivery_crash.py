@@ -12,7 +12,7 @@ import time
 import unittest
 import uuid
 
-from ternlib import Tern
+from ternlib import Tern, split_received
 
 HOST, PORT = "127.0.0.26", 2525
 ROUNDS = 3
@@ -28,16 +28,8 @@ TOKEN = re.compile(rb"^X-Token: ([0-9a-f]{32})\r$", re.M)
 
 def after_received(rest):
     """What follows our own (folded) Received: header, or None if it is missing."""
-    if not rest.startswith(b"Received: "):
-        return None
-    end = 0
-    while True:
-        end = rest.find(b"\r\n", end)
-        if end < 0:
-            return None
-        end += 2
-        if rest[end:end + 1] not in (b" ", b"\t"):
-            return rest[end:]
+    split = split_received(rest) if b"\r\n" in rest else None
+    return split[1] if split else None
 
 
 class Sender(threading.Thread):

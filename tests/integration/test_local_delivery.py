@@ -11,7 +11,7 @@ import subprocess
 import time
 import unittest
 
-from ternlib import DEFAULT_USERS, Tern
+from ternlib import DEFAULT_USERS, Tern, split_received, wait_until
 
 HOST, PORT = "127.0.0.25", 2525
 QUEUED = re.compile(rb"^2\.0\.0 Ok: queued as (\S+)$")
@@ -19,34 +19,10 @@ QUEUED = re.compile(rb"^2\.0\.0 Ok: queued as (\S+)$")
 MAILDIR_NAME = re.compile(r"^(\d+)\.M(\d+)P(\d+)Q(\d+)\.mx\.example\.test,S=(\d+)$")
 
 
-def wait_until(pred, timeout, step=0.05):
-    """Polls pred() until it returns something truthy or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() >= deadline:
-            return v
-        time.sleep(step)
-
-
 def split_prefix(data):
     """(Return-Path, Delivered-To, rest) of a delivered file, or None if the prefix is wrong."""
     m = re.match(rb"Return-Path: <([^>\r\n]*)>\r\nDelivered-To: ([^\r\n]*)\r\n", data)
     return (m.group(1).decode(), m.group(2).decode(), data[m.end():]) if m else None
-
-
-def split_received(rest):
-    """(our folded Received: header, what follows), or None if it is not first."""
-    if not rest.startswith(b"Received: "):
-        return None
-    end = 0
-    while True:
-        end = rest.find(b"\r\n", end)
-        if end < 0:
-            return None
-        end += 2
-        if rest[end:end + 1] not in (b" ", b"\t"):
-            return rest[:end], rest[end:]
 
 
 def send(body, sender="alice@example.test", rcpts=("bob@example.test",), mail_opts=(), rcpt_opts=None):
