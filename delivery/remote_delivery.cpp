@@ -73,17 +73,18 @@ std::size_t count_received(std::string_view message) {
 }
 
 remote_delivery::remote_delivery(remote_config cfg, log_fn log)
-    : work_(net::make_work_guard(ioc_)),
-      resolver_(std::make_unique<resolver>(ioc_, cfg.dns_servers)),
+    : ioc_(std::make_unique<net::io_context>()),
+      work_(net::make_work_guard(*ioc_)),
+      resolver_(std::make_unique<resolver>(*ioc_, cfg.dns_servers)),
       cache_(std::make_unique<connection_cache>(cfg.connection_idle, cfg.connection_reuse_limit)),
       cfg_(std::move(cfg)),
       log_(std::move(log)),
-      thread_([this] { ioc_.run(); }) {}
+      thread_([this] { ioc_->run(); }) {}
 
 remote_delivery::~remote_delivery() {
   // The resolver belongs to the loop's thread: destroy it there, then stop.
   // After stop() the loop is gone and this thread may do it.
-  net::post(ioc_, [this] {
+  net::post(*ioc_, [this] {
     cache_.reset();
     resolver_.reset();
   });
@@ -91,11 +92,13 @@ remote_delivery::~remote_delivery() {
   if (thread_.joinable()) thread_.join();
   cache_.reset();
   resolver_.reset();
+  work_.reset();
+  ioc_.reset();  // destroys suspended coroutines while busy_ still exists
 }
 
 void remote_delivery::stop() {
   stopping_ = true;
-  ioc_.stop();
+  ioc_->stop();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -168,7 +171,7 @@ std::vector<outcome> remote_delivery::deliver(const std::string& domain, const c
     // Wait for a free slot at this destination (bounded by the shutdown check
     // in deliver()); released however this coroutine ends.
     const std::string dest = t != cfg_.transports.end() ? t->second : smtp::lower(domain);
-    net::steady_timer wait(ioc_);
+    net::steady_timer wait(*ioc_);
     while (busy_[dest] >= std::max(1u, cfg_.per_destination_concurrency)) {
       wait.expires_after(std::chrono::milliseconds(20));
       co_await wait.async_wait(net::as_tuple(net::use_awaitable));
@@ -218,7 +221,7 @@ std::vector<outcome> remote_delivery::deliver(const std::string& domain, const c
     for (auto& r : result) out.push_back(r ? *r : deferred(451, "4.4.1", last_reason));
     co_return out;
   };
-  auto done = net::co_spawn(ioc_, run, net::use_future);
+  auto done = net::co_spawn(*ioc_, run, net::use_future);
   while (done.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready)
     if (stopping_) return {};
   return done.get();

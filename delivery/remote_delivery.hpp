@@ -71,7 +71,10 @@ class remote_delivery {
   void stop();
 
  private:
-  boost::asio::io_context ioc_;
+  // Owned by pointer so that the destructor can destroy it (and with it any
+  // coroutine left suspended by stop()) while the members those coroutines
+  // refer to (busy_, cache_, resolver_) still exist.
+  std::unique_ptr<boost::asio::io_context> ioc_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   std::unique_ptr<resolver> resolver_;
   std::unique_ptr<connection_cache> cache_;

@@ -61,8 +61,14 @@ void scheduler::start() {
   std::int64_t released = 0;
   run_sync([&](queue::database& db) { released = queue::release_leases(db); });
   if (released) log_(fmt::format("released {} delivery leases left by an earlier run", released));
+  std::string domains = "[";
+  for (const auto& d : dir_.domains()) domains += (domains.size() > 1 ? "," : "") + fmt::format("\"{}\"", d);
+  domains += "]";
+  local_pool_.scope = {queue::lease_scope::kind::local, domains};
+  remote_pool_.scope = {queue::lease_scope::kind::remote, domains};
   dispatcher_ = std::thread([this] { dispatch_loop(); });
-  for (unsigned i = 0; i < std::max(1u, cfg_.concurrency); ++i) workers_.emplace_back([this] { worker_loop(); });
+  for (auto* p : {&local_pool_, &remote_pool_})
+    for (unsigned i = 0; i < std::max(1u, cfg_.concurrency); ++i) p->threads.emplace_back([this, p] { worker_loop(*p); });
 }
 
 void scheduler::wake() {
@@ -79,77 +85,84 @@ void scheduler::stop() {
     if (stopping_ && !dispatcher_.joinable()) return;
     stopping_ = true;
     // Leased but not started: the next start-up releases the lease.
-    in_flight_ -= work_.size();
-    work_.clear();
+    for (auto* p : {&local_pool_, &remote_pool_}) {
+      p->in_flight -= p->work.size();
+      p->work.clear();
+    }
   }
   dispatch_cv_.notify_all();
-  work_cv_.notify_all();
+  local_pool_.cv.notify_all();
+  remote_pool_.cv.notify_all();
   remote_->stop();
   if (dispatcher_.joinable()) dispatcher_.join();
-  for (auto& w : workers_)
-    if (w.joinable()) w.join();
-  workers_.clear();
+  for (auto* p : {&local_pool_, &remote_pool_}) {
+    for (auto& w : p->threads)
+      if (w.joinable()) w.join();
+    p->threads.clear();
+  }
   // Outcomes still on their way through the writer call back into this object.
   std::unique_lock lock(mu_);
-  dispatch_cv_.wait(lock, [&] { return in_flight_ == 0; });
-}
-
-std::vector<queue::due_recipient> scheduler::lease(std::size_t limit) {
-  std::vector<queue::due_recipient> out;
-  const auto now = static_cast<std::int64_t>(std::time(nullptr));
-  const bool purge = now - last_purge_ >= 3600;
-  run_sync([&](queue::database& db) {
-    out = queue::lease_due(db, now, cfg_.lease_seconds, limit);
-    if (purge) queue::purge_history(db, now - cfg_.history_seconds);
-  });
-  if (purge) last_purge_ = now;
-  return out;
+  dispatch_cv_.wait(lock, [&] { return local_pool_.in_flight == 0 && remote_pool_.in_flight == 0; });
 }
 
 void scheduler::dispatch_loop() {
-  // Enough leased work to keep every worker busy while the next lease runs.
+  // Enough leased work to keep every worker of a pool busy while the next lease runs.
   const std::size_t window = 2 * std::max(1u, cfg_.concurrency);
   while (true) {
-    std::size_t room = 0;
+    std::size_t room_local = 0, room_remote = 0;
     {
       std::unique_lock lock(mu_);
-      dispatch_cv_.wait(lock, [&] { return stopping_ || in_flight_ < window; });
+      dispatch_cv_.wait(lock, [&] {
+        return stopping_ || local_pool_.in_flight < window || remote_pool_.in_flight < window;
+      });
       if (stopping_) return;
-      room = window - in_flight_;
+      room_local = window - std::min(window, local_pool_.in_flight);
+      room_remote = window - std::min(window, remote_pool_.in_flight);
       woken_ = false;
     }
-    auto batch = lease(room);
+    std::vector<queue::due_recipient> local, remote;
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    const bool purge = now - last_purge_ >= 3600;
+    run_sync([&](queue::database& db) {  // both leases in one commit
+      local.clear();
+      remote.clear();
+      if (room_local) local = queue::lease_due(db, now, cfg_.lease_seconds, room_local, local_pool_.scope);
+      if (room_remote) remote = queue::lease_due(db, now, cfg_.lease_seconds, room_remote, remote_pool_.scope);
+      if (purge) queue::purge_history(db, now - cfg_.history_seconds);
+    });
+    if (purge) last_purge_ = now;
     std::unique_lock lock(mu_);
-    if (!batch.empty()) {
-      in_flight_ += batch.size();
-      for (auto& r : batch) work_.push_back(std::move(r));
-      work_cv_.notify_all();
-      continue;
+    for (auto [batch, p] : {std::pair{&local, &local_pool_}, std::pair{&remote, &remote_pool_}}) {
+      if (batch->empty()) continue;
+      p->in_flight += batch->size();
+      for (auto& r : *batch) p->work.push_back(std::move(r));
+      p->cv.notify_all();
     }
+    if (!local.empty() || !remote.empty()) continue;
     // Nothing due: sleep until a commit wakes us, or a second has passed.
     dispatch_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_ || woken_; });
   }
 }
 
-void scheduler::worker_loop() {
+void scheduler::worker_loop(pool& p) {
   std::unique_ptr<queue::database> db;
   while (true) {
     std::vector<queue::due_recipient> group;
     {
       std::unique_lock lock(mu_);
-      work_cv_.wait(lock, [&] { return stopping_ || !work_.empty(); });
-      if (work_.empty()) return;
-      group.push_back(std::move(work_.front()));
-      work_.pop_front();
+      p.cv.wait(lock, [&] { return stopping_ || !p.work.empty(); });
+      if (p.work.empty()) return;
+      group.push_back(std::move(p.work.front()));
+      p.work.pop_front();
       // Other recipients of the same message at the same remote domain go in
       // the same SMTP transaction.
       const auto& first = group.front();
       if (!is_local(first.address)) {
         const auto domain = smtp::lower(domain_of(first.address));
-        for (auto it = work_.begin(); it != work_.end() && group.size() < 100;) {
+        for (auto it = p.work.begin(); it != p.work.end() && group.size() < 100;) {
           if (it->message_id == first.message_id && smtp::lower(domain_of(it->address)) == domain) {
             group.push_back(std::move(*it));
-            it = work_.erase(it);
+            it = p.work.erase(it);
           } else {
             ++it;
           }
@@ -158,21 +171,21 @@ void scheduler::worker_loop() {
     }
     try {
       if (!db) db = std::make_unique<queue::database>(cfg_.db_path, queue::database::open_mode::existing);
-      deliver_group(*db, group);
+      deliver_group(*db, group, p);
     } catch (const std::exception& e) {
       log_(fmt::format("{}: warning: delivery failed: {}", group.front().message_id, e.what()));
       db.reset();
-      for (std::size_t i = 0; i < group.size(); ++i) finished_one();
+      for (std::size_t i = 0; i < group.size(); ++i) finished_one(p);
     }
   }
 }
 
-void scheduler::finished_one() {
+void scheduler::finished_one(pool& p) {
   {
     std::lock_guard lock(mu_);
-    --in_flight_;
+    --p.in_flight;
   }
-  dispatch_cv_.notify_one();
+  dispatch_cv_.notify_all();
 }
 
 bool scheduler::is_local(const std::string& address) const {
@@ -180,15 +193,15 @@ bool scheduler::is_local(const std::string& address) const {
   return d.empty() || dir_.is_local_domain(d);
 }
 
-void scheduler::deliver_group(queue::database& db, const std::vector<queue::due_recipient>& group) {
+void scheduler::deliver_group(queue::database& db, const std::vector<queue::due_recipient>& group, pool& p) {
   const auto& first = group.front();
   const auto data = queue::message_data(db, first.message_id);
   if (!data) {  // deleted (tern queue delete) after it was leased
-    for (std::size_t i = 0; i < group.size(); ++i) finished_one();
+    for (std::size_t i = 0; i < group.size(); ++i) finished_one(p);
     return;
   }
   if (is_local(first.address)) {
-    for (const auto& r : group) record(r, local_.deliver(r.address, r.sender, *data), *data);
+    for (const auto& r : group) record(r, local_.deliver(r.address, r.sender, *data), *data, p);
     return;
   }
   client_message m;
@@ -201,13 +214,13 @@ void scheduler::deliver_group(queue::database& db, const std::vector<queue::due_
   for (const auto& r : group) m.rcpts.push_back({r.address, r.notify, r.orcpt});
   auto outcomes = remote_->deliver(domain_of(first.address), m, first.message_id);
   if (outcomes.empty()) {  // interrupted by shutdown: nothing to record
-    for (std::size_t i = 0; i < group.size(); ++i) finished_one();
+    for (std::size_t i = 0; i < group.size(); ++i) finished_one(p);
     return;
   }
-  for (std::size_t i = 0; i < group.size(); ++i) record(group[i], std::move(outcomes[i]), *data);
+  for (std::size_t i = 0; i < group.size(); ++i) record(group[i], std::move(outcomes[i]), *data, p);
 }
 
-void scheduler::record(const queue::due_recipient& r, outcome o, const std::string& data_ref) {
+void scheduler::record(const queue::due_recipient& r, outcome o, const std::string& data_ref, pool& p) {
   const std::string* data = &data_ref;
   const auto now = static_cast<std::int64_t>(std::time(nullptr));
 
@@ -290,7 +303,7 @@ void scheduler::record(const queue::due_recipient& r, outcome o, const std::stri
         for (const auto& m : *extra) queue::insert_message(wdb, m);
         *removed = queue::record_outcome(wdb, rec);
       },
-      [this, line, extra, removed, send_dsn, msg_id = r.message_id, forwards = o.forward.size(), bounce, delay_report,
+      [this, &p, line, extra, removed, send_dsn, msg_id = r.message_id, forwards = o.forward.size(), bounce, delay_report,
        status = rec.status, delay,
        lost_bounce = rec.status == queue::rcpt_status::failed && r.sender.empty()](
           queue::store_result res, const std::string& detail) {
@@ -317,7 +330,7 @@ void scheduler::record(const queue::due_recipient& r, outcome o, const std::stri
           // is possible, a loss is not.
           log_(fmt::format("{}: warning: cannot record delivery outcome: {}", msg_id, detail));
         }
-        finished_one();
+        finished_one(p);
       },
       extra->empty() ? 0 : extra->front().data.size(), !extra->empty()});
 }

@@ -66,15 +66,25 @@ class scheduler {
   const queue::histogram& delivery_seconds() const { return delivery_seconds_; }
 
  private:
+  // Local and remote deliveries have their own workers and their own leases:
+  // remote servers that are slow (or drip one octet a second) must not keep
+  // mail from local mailboxes.
+  struct pool {
+    std::deque<queue::due_recipient> work;
+    std::size_t in_flight = 0;  // leased and not yet recorded
+    std::condition_variable cv;
+    std::vector<std::thread> threads;
+    queue::lease_scope scope;
+  };
+
   void dispatch_loop();
-  void worker_loop();
+  void worker_loop(pool& p);
   // Recipients of one message that share a destination: one SMTP transaction.
-  void deliver_group(queue::database& db, const std::vector<queue::due_recipient>& group);
-  void record(const queue::due_recipient& r, outcome o, const std::string& data);
+  void deliver_group(queue::database& db, const std::vector<queue::due_recipient>& group, pool& p);
+  void record(const queue::due_recipient& r, outcome o, const std::string& data, pool& p);
   bool is_local(const std::string& address) const;
-  std::vector<queue::due_recipient> lease(std::size_t limit);
   bool run_sync(std::function<void(queue::database&)> f);
-  void finished_one();
+  void finished_one(pool& p);
 
   scheduler_config cfg_;
   queue::writer& writer_;
@@ -86,16 +96,13 @@ class scheduler {
 
   std::mutex mu_;
   std::condition_variable dispatch_cv_;
-  std::condition_variable work_cv_;
-  std::deque<queue::due_recipient> work_;
-  std::size_t in_flight_ = 0;
+  pool local_pool_, remote_pool_;
   bool woken_ = false;
   bool stopping_ = false;
   std::int64_t last_purge_ = 0;
   counters counters_;
   queue::histogram delivery_seconds_{1, 2, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400};
   std::thread dispatcher_;
-  std::vector<std::thread> workers_;
 };
 
 }  // namespace delivery

@@ -95,6 +95,9 @@ class dialog {
   dialog(connection& c, const client_config& cfg, attempt& a) : c_(c), cfg_(cfg), a_(a) {}
 
   net::awaitable<std::optional<smtp::reply>> read(std::chrono::seconds timeout, stage st) {
+    // The timeout bounds the whole reply, not each read: a server that drips
+    // one octet a second must not hold the connection (and a worker) for days.
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (true) {
       if (!c_.buf.empty()) {
         const auto r = parser_.feed(c_.buf);
@@ -110,7 +113,12 @@ class dialog {
         }
       }
       char tmp[4096];
-      c_.t->arm(timeout);
+      const auto left = deadline - std::chrono::steady_clock::now();
+      if (left <= std::chrono::steady_clock::duration::zero()) {
+        fail(st, fmt::format("timeout while {}", describe(st)));
+        co_return std::nullopt;
+      }
+      c_.t->arm(left);
       boost::system::error_code ec;
       std::size_t n = 0;
       if (c_.tls)

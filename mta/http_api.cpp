@@ -1,6 +1,7 @@
 #include "mta/http_api.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <ctime>
 #include <fstream>
@@ -73,7 +74,10 @@ std::string subject_of(const fs::path& file) {
   for (int i = 0; i < 200 && std::getline(f, line); ++i) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty()) break;
-    if (line.size() > 8 && smtp::iequals(line.substr(0, 8), "subject:")) return line.substr(line.find_first_not_of(' ', 8));
+    if (line.size() >= 8 && smtp::iequals(line.substr(0, 8), "subject:")) {
+      const auto start = line.find_first_not_of(" \t", 8);
+      return start == std::string::npos ? std::string() : line.substr(start);
+    }
   }
   return {};
 }
@@ -85,15 +89,11 @@ std::string url_decode(std::string_view s) {
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '+') {
       out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size()) {
-      int v = 0;
-      const auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
-      if (ec == std::errc{} && p == s.data() + i + 3) {
-        out += static_cast<char>(v);
-        i += 2;
-      } else {
-        out += s[i];
-      }
+    } else if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      const auto hex = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+      out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
+      i += 2;
     } else {
       out += s[i];
     }
@@ -112,10 +112,15 @@ queue::database& http_api::db() {
 http_response http_api::handle(const http_request& r) {
   // Loopback is trusted like the CLI; anyone else needs the bearer token.
   if (!is_loopback(r.client_ip)) {
-    const std::string expected = "Bearer " + token_;
-    if (token_.empty() || r.authorization.size() != expected.size() ||
-        !std::equal(expected.begin(), expected.end(), r.authorization.begin()))
-      return error(401, "a bearer token is required from this address");
+    // RFC 6750 §2.1: the scheme is case-insensitive; the token is compared
+    // in constant time so that its bytes cannot be guessed from timings.
+    const auto sp = r.authorization.find(' ');
+    const std::string given = sp == std::string::npos ? "" : r.authorization.substr(sp + 1);
+    bool ok = !token_.empty() && sp != std::string::npos && smtp::iequals(r.authorization.substr(0, sp), "Bearer") &&
+              given.size() == token_.size();
+    unsigned char diff = 0;
+    for (std::size_t i = 0; ok && i < token_.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ token_[i]);
+    if (!ok || diff != 0) return error(401, "a bearer token is required from this address");
   }
   const auto q = r.target.find('?');
   const std::string path = r.target.substr(0, q);
@@ -130,7 +135,7 @@ http_response http_api::handle(const http_request& r) {
 
 http_response http_api::route(const http_request& r, const std::string& path, const std::string& query) {
   const auto parts = split_path(path);
-  const bool get = r.method == "GET";
+  const bool get = r.method == "GET" || r.method == "HEAD";
   if (path == "/healthz") return json(200, R"({"status":"ok"})");
   if (path == "/readyz") {
     // Ready when the queue takes a write lock (disk there, database sound).
@@ -260,6 +265,7 @@ http_response http_api::route(const http_request& r, const std::string& path, co
       std::string file, folder, subject;
       std::uintmax_t size;
       std::int64_t mtime;
+      fs::file_time_type exact;  // to order messages of the same second
     };
     std::vector<entry> entries;
     for (const char* folder : {"new", "cur"}) {
@@ -269,11 +275,11 @@ http_response http_api::route(const http_request& r, const std::string& path, co
         const auto t = fs::last_write_time(e.path(), ec);
         const auto secs = std::chrono::duration_cast<std::chrono::seconds>(
                               std::chrono::file_clock::to_sys(t).time_since_epoch()).count();
-        entries.push_back({e.path().filename().string(), folder, subject_of(e.path()), e.file_size(), secs});
+        entries.push_back({e.path().filename().string(), folder, subject_of(e.path()), e.file_size(), secs, t});
       }
     }
     std::sort(entries.begin(), entries.end(), [](const entry& a, const entry& b) {
-      return a.mtime != b.mtime ? a.mtime > b.mtime : a.file > b.file;  // newest first
+      return a.exact != b.exact ? a.exact > b.exact : a.file > b.file;  // newest first
     });
     std::string items;
     for (const auto& e : entries)

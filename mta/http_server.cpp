@@ -52,6 +52,18 @@ net::awaitable<void> serve_http(net::ip::tcp::socket sock, http_api& api, std::s
     res.keep_alive(req.keep_alive());
     res.body() = std::move(out.body);
     res.prepare_payload();
+    // HEAD: the same headers, Content-Length included, and no body (RFC 9110 §9.3.2).
+    if (req.method() == http::verb::head) {
+      http::response<http::empty_body> head{res.result(), res.version()};
+      for (const auto& f : res) head.set(f.name_string(), f.value());
+      head.keep_alive(res.keep_alive());
+      stream.expires_after(request_timeout);
+      http::response_serializer<http::empty_body> sr{head};
+      sr.split(true);
+      auto [hec, hn] = co_await http::async_write_header(stream, sr, net::as_tuple(net::use_awaitable));
+      if (hec || !head.keep_alive()) break;
+      continue;
+    }
     stream.expires_after(request_timeout);
     auto [wec, wn] = co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
     if (wec || !res.keep_alive()) break;

@@ -11,13 +11,18 @@ std::string_view to_string(rcpt_status s) {
   return "?";
 }
 
-std::vector<due_recipient> lease_due(database& db, std::int64_t now, std::int64_t lease_seconds, std::size_t limit) {
+std::vector<due_recipient> lease_due(database& db, std::int64_t now, std::int64_t lease_seconds, std::size_t limit,
+                                     const lease_scope& scope) {
+  // ?3: 0 all, 1 local only, 2 remote only. A bare "postmaster" (no '@') is local.
   auto& sel = db.cached(
       "SELECT r.message_id, r.idx, r.address, r.attempts, m.received_at, m.sender, r.dsn_notify, r.dsn_orcpt, "
       "m.dsn_ret, m.dsn_envid, m.smtputf8, r.delay_warned, m.body_type FROM recipients r JOIN messages m ON m.id = r.message_id "
       "WHERE r.status IN ('queued', 'deferred') AND r.next_attempt <= ?1 AND r.lease_until <= ?1 AND m.held = 0 "
+      "AND (?3 = 0 OR (?3 = 1) = (instr(r.address, '@') = 0 OR lower(substr(r.address, instr(r.address, '@') + 1)) "
+      "IN (SELECT value FROM json_each(?4)))) "
       "ORDER BY r.next_attempt, r.message_id, r.idx LIMIT ?2");
   sel.bind(1, now).bind(2, static_cast<std::int64_t>(limit));
+  sel.bind(3, static_cast<std::int64_t>(scope.which)).bind(4, scope.local_domains_json);
   std::vector<due_recipient> out;
   while (sel.step())
     out.push_back({sel.column_text(0), sel.column_int(1), sel.column_text(2), sel.column_int(3), sel.column_int(4),

@@ -54,9 +54,17 @@ struct attempt_row {
   std::string reply;
 };
 
+// Which recipients a lease takes: local and remote deliveries have separate
+// workers, so that slow remote servers cannot starve local mailboxes.
+struct lease_scope {
+  enum class kind { all, local, remote } which = kind::all;
+  std::string local_domains_json = "[]";  // JSON array of lower-case local domains
+};
+
 // Due recipients of messages not on hold, oldest due first; each is leased
 // until now + lease_seconds so that it is not handed out twice.
-std::vector<due_recipient> lease_due(database& db, std::int64_t now, std::int64_t lease_seconds, std::size_t limit);
+std::vector<due_recipient> lease_due(database& db, std::int64_t now, std::int64_t lease_seconds, std::size_t limit,
+                                     const lease_scope& scope = {});
 // Clears every lease: at start-up, leases are what a crash left behind.
 std::int64_t release_leases(database& db);
 // Updates the recipient, appends to the history, and removes the message once

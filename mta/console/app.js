@@ -102,7 +102,8 @@ function route() {
   $("#queue-view").hidden = !(hash === "queue" || hash.startsWith("message/"));
   $("#mailboxes-view").hidden = hash !== "mailboxes";
   $("#metrics-view").hidden = hash !== "metrics";
-  if (hash.startsWith("message/")) showMessage(decodeURIComponent(hash.slice(8)));
+  $("#detail").hidden = true;  // showMessage shows it again once the message is loaded
+  if (hash.startsWith("message/")) showMessage(decodeURIComponent(hash.slice(8))).catch((err) => alert(err.message));
 }
 
 $("#filters").addEventListener("submit", (e) => { e.preventDefault(); loadQueue(); });

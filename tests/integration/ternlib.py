@@ -4,6 +4,7 @@ address with its own data directory, talk to it, and stop it by PID.
 Each test module picks its own 127.0.0.x address so that modules can run in
 parallel (ctest -j) without port clashes.
 """
+import errno
 import grp
 import json
 import os
@@ -472,3 +473,152 @@ class ScriptedSMTP:
         finally:
             conn.close()
             sess.closed = True
+
+
+class Tmpfs:
+    """A small tmpfs mounted at path (made if missing), for disk-full tests.
+    unmount() is safe to call twice and falls back to a lazy unmount, so a
+    cleanup never leaves a mount behind; call it after stopping what uses it."""
+
+    def __init__(self, path, size):
+        self.path, self.size, self.mounted = path, size, False
+
+    def mount(self):
+        os.makedirs(self.path, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.size},mode=0755", "tmpfs", self.path],
+                       check=True, capture_output=True)
+        self.mounted = True
+        return self
+
+    def unmount(self):
+        if not self.mounted:
+            return
+        if subprocess.run(["umount", self.path], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", self.path], capture_output=True)
+        self.mounted = False
+
+    def free(self):
+        st = os.statvfs(self.path)
+        return st.f_bavail * st.f_frsize
+
+    def fill(self, name="filler", leave=0, chunk=1 << 20):
+        """Writes path/name until the file system is full, then gives `leave` bytes back; returns its path."""
+        path = os.path.join(self.path, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            block, size = b"\0" * chunk, 0
+            for _ in range(4 * (self.free() // 4096 + 2)):  # bounded: each turn writes at least a page
+                try:
+                    n = os.write(fd, block)
+                except OSError as e:
+                    if e.errno != errno.ENOSPC:
+                        raise
+                    if len(block) <= 4096:
+                        break
+                    block = block[:len(block) // 2]
+                    continue
+                size += n
+            if leave:
+                os.ftruncate(fd, max(0, size - leave))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return path
+
+
+class SilentUDP:
+    """A DNS server that stopped answering: a UDP socket that reads every query
+    and never replies (no ICMP either, unlike a closed port). Counts queries."""
+
+    def __init__(self, host, port):
+        self.host, self.port, self.queries = host, port, 0
+        self.sock, self.thread, self.stopping = None, None, threading.Event()
+
+    def start(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((self.host, self.port))
+        self.sock.settimeout(0.1)
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+        return self
+
+    def _loop(self):
+        while not self.stopping.is_set():
+            try:
+                self.sock.recvfrom(4096)
+                self.queries += 1
+            except (socket.timeout, TimeoutError):
+                continue
+            except OSError:
+                return
+
+    def stop(self):
+        self.stopping.set()
+        if self.thread:
+            self.thread.join(timeout=5)
+        if self.sock:
+            self.sock.close()
+            self.sock = None
+
+
+class DripSMTP:
+    """A remote SMTP server that answers one byte per second: each connection
+    gets `text` (a greeting that never ends) at `rate` bytes a second for
+    `seconds`, then is closed. `open` counts connections being dripped on."""
+
+    def __init__(self, host, port, seconds, rate=1.0, text=b"220-drip.test slow " + b"." * 4000):
+        self.host, self.port, self.seconds, self.rate, self.text = host, port, seconds, rate, text
+        self.connections, self.open, self.sent = 0, 0, 0
+        self.lock, self.stopping, self.threads, self.listener = threading.Lock(), threading.Event(), [], None
+
+    def start(self):
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((self.host, self.port))
+        self.listener.listen(64)
+        self.listener.settimeout(0.1)
+        t = threading.Thread(target=self._accept_loop, daemon=True)
+        t.start()
+        self.threads.append(t)
+        return self
+
+    def _accept_loop(self):
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except (socket.timeout, TimeoutError):
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                self.open += 1
+            t = threading.Thread(target=self._drip, args=(conn,), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _drip(self, conn):
+        try:
+            end = time.monotonic() + self.seconds
+            for b in self.text:
+                if self.stopping.is_set() or time.monotonic() >= end:
+                    break
+                conn.sendall(bytes([b]))
+                with self.lock:
+                    self.sent += 1
+                self.stopping.wait(1.0 / self.rate)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            with self.lock:
+                self.open -= 1
+
+    def stop(self):
+        self.stopping.set()
+        for t in list(self.threads):
+            t.join(timeout=5)
+        if self.listener:
+            self.listener.close()
+            self.listener = None
