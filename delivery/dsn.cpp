@@ -5,6 +5,34 @@
 #include "smtp/received.hpp"
 
 namespace delivery {
+namespace {
+
+// A value placed in a header field: control characters (CR, LF above all)
+// become spaces, so that no value can end the field or start another one.
+std::string field(std::string_view v) {
+  std::string out(v);
+  for (auto& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  return out;
+}
+
+// Quoted text with every line end made CRLF: a message that came by BDAT may
+// hold bare LFs, and a generated report must not.
+std::string crlf(std::string_view v) {
+  std::string out;
+  out.reserve(v.size() + 16);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (v[i] == '\r' || v[i] == '\n') {
+      out += "\r\n";
+      if (v[i] == '\r' && i + 1 < v.size() && v[i + 1] == '\n') ++i;
+    } else {
+      out += v[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 std::string_view header_section(std::string_view message) {
   const auto end = message.find("\r\n\r\n");
@@ -19,7 +47,7 @@ std::string render_dsn(const dsn_input& in) {
   const std::string boundary = fmt::format("{}.{}/{}", in.queue_id, in.now, in.reporting_mta);
   std::string m;
   m += fmt::format("From: MAILER-DAEMON@{} (Mail Delivery System)\r\n", in.reporting_mta);
-  m += fmt::format("To: <{}>\r\n", in.original_sender);
+  m += fmt::format("To: <{}>\r\n", field(in.original_sender));
   m += fmt::format("Subject: {}\r\n", success   ? "Successful Mail Delivery Report"
                                      : delayed ? "Delayed Mail (still being retried)"
                                                : "Undelivered Mail Returned to Sender");
@@ -38,24 +66,26 @@ std::string render_dsn(const dsn_input& in) {
     m += "Your message could not be delivered yet. It is still in the queue\r\nand will be tried again; you do not need to resend it.\r\n\r\n";
   else
     m += "I'm sorry to have to inform you that your message could not\r\nbe delivered to one or more recipients.\r\n\r\n";
-  for (const auto& r : in.rcpts) m += fmt::format("<{}>: {}\r\n", r.address, r.diagnostic);
+  for (const auto& r : in.rcpts) m += fmt::format("<{}>: {}\r\n", field(r.address), field(r.diagnostic));
   m += "\r\n";
 
   m += fmt::format("--{}\r\nContent-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n\r\n", boundary);
   m += fmt::format("Reporting-MTA: dns; {}\r\n", in.reporting_mta);
   m += fmt::format("X-Tern-Queue-ID: {}\r\n", in.queue_id);
-  if (!in.envid.empty()) m += fmt::format("Original-Envelope-Id: {}\r\n", in.envid);
+  if (!in.envid.empty()) m += fmt::format("Original-Envelope-Id: {}\r\n", field(in.envid));
   m += fmt::format("Arrival-Date: {}\r\n", smtp::rfc5322_date(in.arrival));
   for (const auto& r : in.rcpts) {
     m += "\r\n";
-    m += fmt::format("Final-Recipient: rfc822; {}\r\n", r.address);
+    m += fmt::format("Final-Recipient: rfc822; {}\r\n", field(r.address));
     if (!r.orcpt.empty()) {
       const auto semi = r.orcpt.find(';');
-      m += fmt::format("Original-Recipient: {}; {}\r\n", r.orcpt.substr(0, semi), r.orcpt.substr(semi + 1));
+      const auto type = semi == std::string::npos ? std::string("rfc822") : r.orcpt.substr(0, semi);
+      const auto value = semi == std::string::npos ? r.orcpt : r.orcpt.substr(semi + 1);
+      m += fmt::format("Original-Recipient: {}; {}\r\n", field(type), field(value));
     }
-    m += fmt::format("Action: {}\r\n", r.action);
-    m += fmt::format("Status: {}\r\n", r.status);
-    m += fmt::format("Diagnostic-Code: smtp; {}\r\n", r.diagnostic);
+    m += fmt::format("Action: {}\r\n", field(r.action));
+    m += fmt::format("Status: {}\r\n", field(r.status));
+    m += fmt::format("Diagnostic-Code: smtp; {}\r\n", field(r.diagnostic));
     m += fmt::format("Last-Attempt-Date: {}\r\n", smtp::rfc5322_date(in.now));
   }
   m += "\r\n";
@@ -63,12 +93,12 @@ std::string render_dsn(const dsn_input& in) {
   const bool full = in.ret == "FULL" && in.original.size() <= dsn_full_limit;
   if (full) {
     m += fmt::format("--{}\r\nContent-Description: Undelivered Message\r\nContent-Type: message/rfc822\r\n\r\n", boundary);
-    m += in.original;
-    if (!in.original.empty() && in.original.substr(in.original.size() - std::min<std::size_t>(2, in.original.size())) != "\r\n")
-      m += "\r\n";
+    const auto body = crlf(in.original);
+    m += body;
+    if (body.size() < 2 || body.substr(body.size() - 2) != "\r\n") m += "\r\n";
   } else {
     m += fmt::format("--{}\r\nContent-Description: Message Headers\r\nContent-Type: text/rfc822-headers\r\n\r\n", boundary);
-    const auto h = header_section(in.original);
+    const auto h = crlf(header_section(in.original));
     m += h;
     if (h.size() < 2 || h.substr(h.size() - 2) != "\r\n") m += "\r\n";
   }

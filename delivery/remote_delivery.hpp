@@ -19,6 +19,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "delivery/outcome.hpp"
+#include "delivery/route.hpp"
 #include "delivery/smtp_client.hpp"
 
 namespace delivery {
@@ -42,14 +43,6 @@ struct remote_config {
   unsigned connection_reuse_limit = 100;
 };
 
-// A route from the transport table: "[host]:port" means exactly that host (no
-// MX lookup), "host:port" means host's MX records, as Postfix's relayhost.
-struct route {
-  std::string host;
-  std::uint16_t port = 25;
-  bool mx_lookup = true;
-};
-std::optional<route> parse_route(std::string_view s, std::uint16_t default_port);
 
 // Received: headers in the header section; past 50 a message is looping (RFC 5321 §6.3).
 std::size_t count_received(std::string_view message);

@@ -6,12 +6,14 @@
 
 #include <algorithm>
 #include <charconv>
+#include <fstream>
+#include <sstream>
 #include <set>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
-#include "delivery/remote_delivery.hpp"
+#include "delivery/route.hpp"
 #include "mta/network.hpp"
 #include "smtp/address.hpp"
 
@@ -306,19 +308,27 @@ std::optional<endpoint> parse_endpoint(std::string_view s) {
   return endpoint{host, static_cast<std::uint16_t>(p)};
 }
 
+std::variant<config, config_error> load_config_text(std::string_view text, const std::string& name) {
+  try {
+    auto root = toml::parse(text, name);
+    auto c = from_table(root);
+    c.source = name;
+    return c;
+  } catch (const toml::parse_error& e) {
+    return config_error{name, e.source().begin.line, std::string(e.description())};
+  } catch (const bad_config& e) {
+    return config_error{name, e.line, e.what};
+  }
+}
+
 std::variant<config, config_error> load_config(const std::filesystem::path& path) {
   const std::string file = path.string();
   if (!std::filesystem::exists(path)) return config_error{file, 0, "no such file"};
-  try {
-    auto root = toml::parse_file(file);
-    auto c = from_table(root);
-    c.source = file;
-    return c;
-  } catch (const toml::parse_error& e) {
-    return config_error{file, e.source().begin.line, std::string(e.description())};
-  } catch (const bad_config& e) {
-    return config_error{file, e.line, e.what};
-  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return config_error{file, 0, "cannot read"};
+  std::stringstream text;
+  text << in.rdbuf();
+  return load_config_text(text.str(), file);
 }
 
 }  // namespace mta

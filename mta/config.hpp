@@ -91,6 +91,8 @@ struct config_error {
 };
 
 std::variant<config, config_error> load_config(const std::filesystem::path& path);
+// The same for text in memory; `name` stands for the file in error messages.
+std::variant<config, config_error> load_config_text(std::string_view text, const std::string& name);
 
 // Parses "5m", "30s", "2h", "5d".
 std::optional<std::chrono::seconds> parse_duration(std::string_view s);

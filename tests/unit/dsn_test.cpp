@@ -94,3 +94,15 @@ TEST_CASE("a delay notice says delayed and that the message is still queued") {
   CHECK(m.find("you do not need to resend it") != std::string::npos);
   CHECK(part(m, "message/delivery-status").find("Action: delayed\r\nStatus: 4.4.1\r\n") != std::string::npos);
 }
+
+TEST_CASE("no field value can break the report's structure; quoted text gets CRLF") {
+  auto in = sample();
+  in.rcpts[0].diagnostic = "550 bad\r\nX-Injected: yes";
+  in.rcpts[0].orcpt = "rfc822;b\n@x";
+  in.original = "Subject: lf\nX: y\n\nbody\n";
+  const auto m = delivery::render_dsn(in);
+  CHECK(m.find("\r\nX-Injected") == std::string::npos);
+  CHECK(m.find("Subject: lf\r\nX: y\r\n") != std::string::npos);
+  for (std::size_t i = 0; i < m.size(); ++i)
+    if (m[i] == '\n') REQUIRE((i > 0 && m[i - 1] == '\r'));
+}
