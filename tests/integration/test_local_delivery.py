@@ -255,7 +255,9 @@ class BrokenRoot(Base):
         self.assertEqual(m["recipients"][0]["attempts"], 1)
         self.assertIn(f"{qid}!", t.cli("queue", "list").stdout.decode())
         self.assertIn(f"{qid}: released", t.cli("queue", "release", qid).stdout.decode())
-        t.cli("queue", "retry", qid)
+        # Already due (the retry above made it so): the scheduler may deliver it
+        # before this retry runs, and then there is no message left to retry.
+        t.cli("queue", "retry", qid, check=False)
         self.wait_mails(t, "bob", 1)
         self.wait_gone(t, qid)
 
