@@ -139,8 +139,13 @@ void scheduler::dispatch_loop() {
       p->cv.notify_all();
     }
     if (!local.empty() || !remote.empty()) continue;
-    // Nothing due: sleep until a commit wakes us, or a second has passed.
-    dispatch_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_ || woken_; });
+    // Nothing due for the pools that had room: sleep until a commit wakes us,
+    // a second has passed, or a pool that was full has room again (its work
+    // may be waiting in the queue right now).
+    dispatch_cv_.wait_for(lock, std::chrono::seconds(1), [&] {
+      return stopping_ || woken_ || (room_local == 0 && local_pool_.in_flight < window) ||
+             (room_remote == 0 && remote_pool_.in_flight < window);
+    });
   }
 }
 
