@@ -112,36 +112,27 @@ struct resolver::impl : std::enable_shared_from_this<resolver::impl> {
     auto it = sockets.find(fd);
     if (it == sockets.end()) return;
     auto& w = it->second;
+    if (w.want_read && !w.reading) wait(fd, w, false);
+    if (w.want_write && !w.writing) wait(fd, w, true);
+  }
+
+  // One readiness wait; on it, c-ares does its work and we watch again.
+  void wait(int fd, watch& w, bool for_write) {
+    (for_write ? w.writing : w.reading) = true;
     std::weak_ptr<impl> weak = shared_from_this();
     const auto gen = w.gen;
-    if (w.want_read && !w.reading) {
-      w.reading = true;
-      w.sd->async_wait(net::posix::descriptor_base::wait_read, [weak, fd, gen](boost::system::error_code ec) {
-        auto self = weak.lock();
-        if (!self) return;
-        auto it = self->sockets.find(fd);
-        if (it == self->sockets.end() || it->second.gen != gen) return;
-        it->second.reading = false;
-        if (ec) return;
-        ares_process_fd(self->channel, fd, ARES_SOCKET_BAD);
-        self->arm(fd);
-        self->reset_timer();
-      });
-    }
-    if (w.want_write && !w.writing) {
-      w.writing = true;
-      w.sd->async_wait(net::posix::descriptor_base::wait_write, [weak, fd, gen](boost::system::error_code ec) {
-        auto self = weak.lock();
-        if (!self) return;
-        auto it = self->sockets.find(fd);
-        if (it == self->sockets.end() || it->second.gen != gen) return;
-        it->second.writing = false;
-        if (ec) return;
-        ares_process_fd(self->channel, ARES_SOCKET_BAD, fd);
-        self->arm(fd);
-        self->reset_timer();
-      });
-    }
+    const auto what = for_write ? net::posix::descriptor_base::wait_write : net::posix::descriptor_base::wait_read;
+    w.sd->async_wait(what, [weak, fd, gen, for_write](boost::system::error_code ec) {
+      auto self = weak.lock();
+      if (!self) return;
+      auto it = self->sockets.find(fd);
+      if (it == self->sockets.end() || it->second.gen != gen) return;  // closed, or a new socket on that fd
+      (for_write ? it->second.writing : it->second.reading) = false;
+      if (ec) return;
+      ares_process_fd(self->channel, for_write ? ARES_SOCKET_BAD : fd, for_write ? fd : ARES_SOCKET_BAD);
+      self->arm(fd);
+      self->reset_timer();
+    });
   }
 
   void reset_timer() {
