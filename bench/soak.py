@@ -21,7 +21,7 @@ a last sample.
 Prints one JSON object: the samples, the counts, and the verdict:
 "flat" is true when RSS at the end (median of the last 3 samples) is at most
 max(2 MiB, 5 %) above the baseline (median of the first 3 samples after the
-warm-up, which is min(60 s, a quarter of the run)) and the descriptor count
+warm-up, which is min(180 s, a quarter of the run)) and the descriptor count
 grew by at most 16. "slope_kib_per_min" is the least-squares slope of RSS
 after the warm-up (informational: in a short soak the tail of the warm-up
 dominates it).
@@ -273,7 +273,7 @@ def main():
     time.sleep(2)
     sample("after")
 
-    warm = min(60.0, seconds / 4)
+    warm = min(180.0, seconds / 4)
     steady = [s for s in samples if s["phase"] == "load" and s["t"] >= warm] or samples[-3:]
     base = statistics.median(s["rss_kb"] for s in steady[:3])
     last = [s for s in samples if s["phase"] == "load"][-3:] or samples[-1:]
