@@ -72,40 +72,33 @@ std::size_t session::consume(std::string_view in) {
   while (action_ == action::read && used < in.size() && output_.size() < max_pending_output) {
     const auto rest = in.substr(used);
     switch (mode_) {
+      case mode::command:
       case mode::auth_plain:
       case mode::auth_login_user:
       case mode::auth_login_password: {
-        // RFC 4954 §4: an AUTH response line may be up to 12288 octets.
+        // A command line may be 512 octets (RFC 5321 §4.5.3.1.4), an AUTH
+        // response 12288 (RFC 4954 §4).
+        const bool auth = mode_ != mode::command;
+        const std::size_t limit = auth ? 12288 : max_command_line;
         const auto lf = rest.find('\n');
         if (lf == std::string_view::npos) {
-          if (rest.size() < 12288) return used;
-          used += rest.size();
-          mode_ = mode::skip_line;
-          send_error(make_reply(500, "5.5.6", "Error: authentication response too long"));
-          break;
-        }
-        auto line = rest.substr(0, lf);
-        used += lf + 1;
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        on_auth_response(line);
-        break;
-      }
-      case mode::command: {
-        const auto lf = rest.find('\n');
-        if (lf == std::string_view::npos) {
-          if (rest.size() < max_command_line) return used;  // wait for the rest of the line
+          if (rest.size() < limit) return used;  // wait for the rest of the line
           // No line end within the limit: refuse, then drop the rest of this line.
           used += rest.size();
           mode_ = mode::skip_line;
-          send_error(make_reply(500, "5.5.2", "Error: line too long"));
+          send_error(auth ? make_reply(500, "5.5.6", "Error: authentication response too long")
+                          : make_reply(500, "5.5.2", "Error: line too long"));
           break;
         }
         auto line = rest.substr(0, lf);
         used += lf + 1;
-        // A command ending in a bare LF (plain nc) is taken as CRLF, as Postfix
+        // A line ending in a bare LF (plain nc) is taken as CRLF, as Postfix
         // does; in DATA a bare LF is never a line end (see data_decoder).
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        handle_line(line);
+        if (auth)
+          on_auth_response(line);
+        else
+          handle_line(line);
         break;
       }
       case mode::skip_line: {
