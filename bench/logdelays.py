@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Per-message time from queued to sent, from a server's own mail log.
 
-    logdelays.py tern|postfix LOGFILE SENT_RE LAST
+    logdelays.py tern|postfix|opensmtpd LOGFILE SENT_RE LAST
 
 Takes the last LAST lines matching SENT_RE (one per relayed recipient) and
 prints one JSON line with p50_ms, p90_ms, p99_ms, max_ms, mean_ms and n.
@@ -13,6 +13,8 @@ tern:    Tern logs delay= in whole seconds only, so the time is taken from
 postfix: the delay= field (arrival to sent, 10 ms resolution); also the means
          of delays=a/b/c/d (before the queue manager, in it, connection setup,
          transmission) as delays_ms.
+opensmtpd: the delay= field, which it writes in whole seconds ("2s",
+         "1m5s"), so its percentiles move in steps of 1000 ms.
 """
 import datetime
 import json
@@ -21,6 +23,8 @@ import sys
 
 TERN_LINE = re.compile(r"^(\S+)Z tern\[\d+\]: ([0-9A-Za-z]+): (from=<|to=<)")
 PF_DELAY = re.compile(r" delay=([0-9.]+), delays=([0-9.]+)/([0-9.]+)/([0-9.]+)/([0-9.]+),")
+OS_DELAY = re.compile(r" delay=((?:\d+[dhms])+) ")
+OS_UNIT = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
 def pct(v, p):
@@ -28,7 +32,7 @@ def pct(v, p):
 
 
 def main():
-    if len(sys.argv) != 5 or sys.argv[1] not in ("tern", "postfix"):
+    if len(sys.argv) != 5 or sys.argv[1] not in ("tern", "postfix", "opensmtpd"):
         sys.exit(__doc__)
     kind, path, sent_re, last = sys.argv[1], sys.argv[2], re.compile(sys.argv[3]), int(sys.argv[4])
     delays, parts = [], []
@@ -45,6 +49,10 @@ def main():
                     t0 = datetime.datetime.fromisoformat(queued[m.group(2)])
                     t1 = datetime.datetime.fromisoformat(m.group(1))
                     delays.append((t1 - t0).total_seconds())
+            elif kind == "opensmtpd":
+                m = OS_DELAY.search(line) if sent_re.search(line) else None
+                if m:
+                    delays.append(float(sum(int(n) * OS_UNIT[u] for n, u in re.findall(r"(\d+)([dhms])", m.group(1)))))
             elif sent_re.search(line):
                 m = PF_DELAY.search(line)
                 if m:

@@ -1,5 +1,5 @@
 // State machine over octets; the common case (inside a line) copies whole runs
-// up to the next CR or LF instead of going octet by octet.
+// up to the next CR instead of going octet by octet.
 #include "smtp/data_decoder.hpp"
 
 #include <cstring>
@@ -41,12 +41,22 @@ data_decoder::result data_decoder::feed(std::string_view in) {
         ++i;
         break;
       case state::mid: {
-        std::size_t j = i;
-        while (j < in.size() && in[j] != '\r' && in[j] != '\n') ++j;
-        if (j > i) emit(in.substr(i, j - i));
-        i = j;
+        // Inside a line only CR and LF matter. memchr finds the CR, a second
+        // memchr over the run before it looks for a bare LF: both scan many
+        // octets per step, where a loop over two comparisons took a quarter
+        // of all the instructions spent per received message.
+        const char* const run = in.data() + i;
+        const std::size_t left = in.size() - i;
+        const auto* cr = static_cast<const char*>(std::memchr(run, '\r', left));
+        const std::size_t len = cr ? static_cast<std::size_t>(cr - run) : left;
+        if (const auto* lf = static_cast<const char*>(std::memchr(run, '\n', len))) {
+          const auto at = static_cast<std::size_t>(lf - run);
+          if (at > 0) emit(in.substr(i, at));
+          return {i + at, status::bare_lf};
+        }
+        if (len > 0) emit(in.substr(i, len));
+        i += len;
         if (i == in.size()) break;
-        if (in[i] == '\n') return {i, status::bare_lf};
         state_ = state::cr;
         ++i;
         break;
