@@ -6,15 +6,38 @@
 
 namespace mailbox {
 
-directory::directory(std::vector<std::string> domains, std::set<std::string> users,
+directory::directory() : users_(std::make_unique<shared_users>()) {
+  users_->current = std::make_shared<const users_map>();
+}
+
+directory::directory(std::vector<std::string> domains, users_map users,
                      std::map<std::string, std::vector<std::string>> aliases, std::map<std::string, std::string> catch_all)
-    : users_(std::move(users)) {
+    : directory() {
+  replace_users(std::move(users));
   for (auto& d : domains) domains_.push_back(smtp::lower(d));
   for (auto& [d, target] : catch_all) catch_all_[smtp::lower(d)] = target;
   for (auto& [k, v] : aliases) {
     auto key = smtp::parse_mailbox(k);
     aliases_[key ? canonical(*key) : smtp::lower(k)] = std::move(v);
   }
+}
+
+std::shared_ptr<const users_map> directory::users() const {
+  std::lock_guard lock(users_->m);
+  return users_->current;
+}
+
+void directory::replace_users(users_map users) {
+  auto next = std::make_shared<const users_map>(std::move(users));
+  std::lock_guard lock(users_->m);
+  users_->current = std::move(next);
+}
+
+std::optional<std::string> directory::password_hash(const std::string& user) const {
+  const auto u = users();
+  const auto it = u->find(user);
+  if (it == u->end()) return std::nullopt;
+  return it->second;
 }
 
 bool directory::is_local_domain(std::string_view domain) const {
@@ -38,7 +61,7 @@ bool directory::exists(const smtp::address& a) const {
   }
   if (!is_local_domain(full.domain)) return false;
   const auto key = canonical(full);
-  return users_.count(key) > 0 || aliases_.count(key) > 0 || catch_all_.count(smtp::lower(full.domain)) > 0;
+  return users()->count(key) > 0 || aliases_.count(key) > 0 || catch_all_.count(smtp::lower(full.domain)) > 0;
 }
 
 namespace {
@@ -50,6 +73,7 @@ constexpr int max_alias_depth = 20;
 
 directory::expansion directory::expand(const smtp::address& a) const {
   expansion out;
+  const auto users = this->users();  // one snapshot for the whole expansion
   std::set<std::string> seen_local, seen_remote;
   std::vector<std::string> path;
   // Returns false to stop (error recorded in `out`).
@@ -72,7 +96,7 @@ directory::expansion directory::expand(const smtp::address& a) const {
       for (const auto& target : it->second) {
         const auto t = smtp::parse_mailbox(target);
         if (!t) continue;  // rejected when the configuration was loaded
-        if (canonical(*t) == key && users_.count(key)) {  // "alice: alice, backup" keeps a copy
+        if (canonical(*t) == key && users->count(key)) {  // "alice: alice, backup" keeps a copy
           if (seen_local.insert(key).second) out.local.push_back(key);
           continue;
         }
@@ -81,7 +105,7 @@ directory::expansion directory::expand(const smtp::address& a) const {
       path.pop_back();
       return true;
     }
-    if (users_.count(key)) {
+    if (users->count(key)) {
       if (seen_local.insert(key).second) out.local.push_back(key);
       return true;
     }

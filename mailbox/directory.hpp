@@ -2,10 +2,19 @@
 // exist (users and aliases). Addresses are compared case-insensitively, and
 // "user+tag@domain" is the same mailbox as "user@domain" (sub-addressing).
 // It answers questions; it does not deliver and does not read configuration.
+//
+// The users (from the users file, with their password hashes) can be replaced
+// while the server runs (`tern serve` re-reads the file on SIGHUP and when it
+// changes): every question takes the users of one moment, so a lookup never
+// sees half of an old file and half of a new one. Domains, aliases and
+// catch-alls come from the configuration and stay fixed.
 #pragma once
 
 #include <filesystem>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -16,10 +25,13 @@
 
 namespace mailbox {
 
+// Canonical address -> password hash ("" when the user has none).
+using users_map = std::map<std::string, std::string>;
+
 class directory {
  public:
-  directory() = default;
-  directory(std::vector<std::string> domains, std::set<std::string> users,
+  directory();
+  directory(std::vector<std::string> domains, users_map users,
             std::map<std::string, std::vector<std::string>> aliases,
             std::map<std::string, std::string> catch_all = {});
 
@@ -48,11 +60,21 @@ class directory {
   // May `user` (an authenticated local user) use `sender` as envelope sender:
   // its own address (any sub-address), or an alias that delivers to it.
   bool owns(const std::string& user, const smtp::address& sender) const;
-  std::size_t user_count() const { return users_.size(); }
+  std::size_t user_count() const { return users()->size(); }
+  // The hash of a user's password (canonical address); nullopt for no such user.
+  std::optional<std::string> password_hash(const std::string& user) const;
+
+  // The users as of now, and their replacement (safe while other threads ask).
+  std::shared_ptr<const users_map> users() const;
+  void replace_users(users_map users);
 
  private:
+  struct shared_users {
+    mutable std::mutex m;
+    std::shared_ptr<const users_map> current;
+  };
   std::vector<std::string> domains_;  // lower case
-  std::set<std::string> users_;       // canonical addresses
+  std::unique_ptr<shared_users> users_;  // a pointer, so that a directory can move
   std::map<std::string, std::vector<std::string>> aliases_;
   std::map<std::string, std::string> catch_all_;  // domain -> address
 };
@@ -65,7 +87,6 @@ struct users_file_error {
 // One address per line, optionally followed by ":password-hash" (Dovecot's
 // passwd-file form, "{SHA512-CRYPT}$6$..."); a line starting with '#' is a
 // comment. Returns canonical address -> hash ("" when none), or the first error.
-using users_map = std::map<std::string, std::string>;
 std::variant<users_map, users_file_error> load_users_file(const std::filesystem::path& path);
 
 }  // namespace mailbox

@@ -35,7 +35,6 @@ int usage() {
 
 struct loaded {
   mta::config cfg;
-  mailbox::users_map passwords;  // canonical address -> hash
   mailbox::directory dir;
   std::vector<mta::cidr> networks;
 };
@@ -60,17 +59,15 @@ std::optional<loaded> load(const std::optional<std::string>& path) {
       fmt::print(stderr, "tern: {}: {} (local.users_file in {})\n", l.cfg.local.users_file.string(), err->what, l.cfg.source);
     return std::nullopt;
   }
-  l.passwords = std::get<mailbox::users_map>(std::move(users));
-  std::set<std::string> names;
-  for (const auto& [name, hash] : l.passwords) names.insert(name);
-  l.dir = mailbox::directory(l.cfg.local.domains, std::move(names), l.cfg.local.aliases, l.cfg.local.catch_all);
+  l.dir = mailbox::directory(l.cfg.local.domains, std::get<mailbox::users_map>(std::move(users)), l.cfg.local.aliases,
+                             l.cfg.local.catch_all);
   for (const auto& n : l.cfg.relay_networks) l.networks.push_back(*mta::parse_cidr(n));
   return l;
 }
 
 // The writer outlives the scheduler (which records outcomes through it) and
 // the server (whose sessions store through it); both stop before it drains.
-int serve(const loaded& l) {
+int serve(loaded& l) {
   queue::writer writer(l.cfg.queue_path());
   queue::id_generator ids;
   delivery::scheduler_config sc;
@@ -109,7 +106,7 @@ int serve(const loaded& l) {
     return 1;
   }
   const int rc = mta::run_server(
-      {l.cfg, policy, writer, ids, tls, l.dir, l.passwords, l.cfg.delivery.enabled ? &scheduler : nullptr});
+      {l.cfg, policy, writer, ids, tls, l.dir, l.cfg.delivery.enabled ? &scheduler : nullptr});
   scheduler.stop();
   writer.on_new_messages({});
   writer.stop();

@@ -25,6 +25,7 @@
 #include "mta/maillog.hpp"
 #include "mta/server_context.hpp"
 #include "mta/smtp_connection.hpp"
+#include "mta/users_reloader.hpp"
 
 namespace mta {
 namespace net = boost::asio;
@@ -123,6 +124,16 @@ net::awaitable<void> http_accept_loop(tcp::acceptor& acc, server_context& ctx, h
 }
 
 // Waits until every session has ended or the grace period is over.
+// Looks at the users file every 2 s until the timer is cancelled (shutdown).
+net::awaitable<void> watch_users_file(net::steady_timer& timer, users_reloader& users) {
+  for (;;) {
+    timer.expires_after(std::chrono::seconds(2));
+    auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+    if (ec) co_return;
+    users.poll();
+  }
+}
+
 net::awaitable<void> drain(server_context& ctx, io_pool& pool) {
   net::steady_timer t(pool.all().front());
   const auto deadline = std::chrono::steady_clock::now() + shutdown_grace;
@@ -171,7 +182,6 @@ int run_server(const server_deps& deps) {
                      deps.ids,
                      deps.tls,
                      deps.dir,
-                     deps.passwords,
                      auth_throttle(static_cast<unsigned>(cfg.limits.max_auth_failures),
                                    std::chrono::duration_cast<std::chrono::milliseconds>(cfg.limits.auth_failure_delay)),
                      {},
@@ -209,6 +219,9 @@ int run_server(const server_deps& deps) {
 
   net::signal_set hup(ioc, SIGHUP);
   net::signal_set signals(ioc, SIGINT, SIGTERM);
+  users_reloader users(deps.dir, cfg.local.users_file);
+  net::steady_timer users_timer(ioc);
+  net::co_spawn(ioc, watch_users_file(users_timer, users), net::detached);
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
     maillog::info("signal {} received, shutting down", sig);
@@ -224,11 +237,14 @@ int run_server(const server_deps& deps) {
     ctx.connections.stop_all();
     keep_alive.clear();
     hup.cancel();
+    users_timer.cancel();
     net::co_spawn(ioc, drain(ctx, pool), net::detached);
   });
-  // SIGHUP reloads the certificate; sessions already in TLS keep theirs.
+  // SIGHUP reloads the certificate (sessions already in TLS keep theirs) and
+  // the users file.
   std::function<void(boost::system::error_code, int)> on_hup = [&](boost::system::error_code ec, int) {
     if (ec) return;
+    users.reload();
     const auto err = ctx.tls.load();
     if (err.empty())
       maillog::info("TLS certificate reloaded from {}", ctx.tls.cert_file().string());

@@ -22,8 +22,7 @@ struct server_deps {
   queue::writer& writer;
   queue::id_generator& ids;
   tls_config& tls;
-  const mailbox::directory& dir;
-  const mailbox::users_map& passwords;
+  mailbox::directory& dir;  // its users are re-read from the users file (SIGHUP, or when it changes)
   const delivery::scheduler* scheduler;  // for /metrics; null when delivery is off
 };
 int run_server(const server_deps& deps);

@@ -28,8 +28,7 @@ struct server_context {
   queue::writer& writer;
   queue::id_generator& ids;  // shared with delivery: one source of IDs per process
   tls_config& tls;
-  const mailbox::directory& dir;
-  const mailbox::users_map& passwords;
+  const mailbox::directory& dir;  // users and their password hashes
   auth_throttle throttle;
   connection_table connections;
   server_counters counters;

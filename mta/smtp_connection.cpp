@@ -163,8 +163,8 @@ net::awaitable<void> serve_smtp(tcp_socket sock, server_context& ctx, std::strin
     if (ctx.throttle.blocked(ip)) return false;  // not even checked: the guess tells nothing
     const auto addr = smtp::parse_mailbox(user);
     if (!addr) return false;
-    const auto it = ctx.passwords.find(mailbox::directory::canonical(*addr));
-    return it != ctx.passwords.end() && verify_password(it->second, password);
+    const auto hash = ctx.dir.password_hash(mailbox::directory::canonical(*addr));
+    return hash && verify_password(*hash, password);
   };
   hooks.check_sender = [&](const smtp::address& sender, const std::string& user) -> std::optional<smtp::reply> {
     if (ctx.cfg.submission_allow_any_sender || ctx.dir.owns(user, sender)) return std::nullopt;

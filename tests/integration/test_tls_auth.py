@@ -6,6 +6,7 @@ import base64
 import os
 import re
 import shutil
+import signal
 import smtplib
 import socket
 import ssl
@@ -13,7 +14,7 @@ import subprocess
 import time
 import unittest
 
-from ternlib import RawClient, Tern
+from ternlib import RawClient, Tern, wait_until
 
 HOST, SMTP, SUB, SUBS = "127.0.0.27", 2525, 2587, 2465
 PW = "Corr3ct-Horse-Battery"  # alice's password
@@ -405,6 +406,40 @@ class UserCli(Base):
         for source, user, pw in (("127.0.0.32", "alice@example.test", PW), ("127.0.0.33", "carol@example.test", "carol-pw")):
             c = self.connect(source=source)
             self.expect(c.cmd(b"AUTH PLAIN " + plain(user, pw)), 535, "5.7.8")
+
+
+    def test_running_server_takes_user_changes_without_restart(self):
+        # `tern user` rewrites the users file; the server re-reads it by itself
+        # a few seconds later, or at once on SIGHUP.
+        t = self.tern()
+        c = self.connect(source="127.0.0.40")
+        self.expect(c.cmd(b"AUTH PLAIN " + plain("carol@example.test", "carol-pw")), 535)
+        mx = self.connect(port=SMTP, source="127.0.0.40", starttls=False)
+        self.expect(mx.cmd(b"MAIL FROM:<x@remote.test>"), 250)
+        self.expect(mx.cmd(b"RCPT TO:<carol@example.test>"), 550, "5.1.1")
+        t.cli("user", "add", "carol@example.test", input=b"carol-pw\n")
+        self.assertTrue(wait_until(lambda: "users reloaded" in t.logs(), timeout=10), "users file not re-read")
+        self.expect(mx.cmd(b"RCPT TO:<carol@example.test>"), 250)  # the same session sees the new user
+        c = self.connect(source="127.0.0.41")
+        self.expect(c.cmd(b"AUTH PLAIN " + plain("carol@example.test", "carol-pw")), 235, "2.7.0")
+        # A broken file is refused whole: everyone loaded before stays.
+        with open(t.users_file, "ab") as f:
+            f.write(b"not an address\n")
+        t.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_until(lambda: "keeping the 3 users loaded before" in t.logs(), timeout=10), t.logs()[-500:])
+        c = self.connect(source="127.0.0.42")
+        self.expect(c.cmd(b"AUTH PLAIN " + plain("carol@example.test", "carol-pw")), 235, "2.7.0")
+        # Fixed and deleted from: SIGHUP applies it at once.
+        with open(t.users_file, "rb") as f:
+            lines = [l for l in f.read().split(b"\n") if l and l != b"not an address" and not l.startswith(b"carol@")]
+        with open(t.users_file, "wb") as f:
+            f.write(b"\n".join(lines) + b"\n")
+        t.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_until(lambda: t.logs().count("users reloaded") >= 2, timeout=10), t.logs()[-500:])
+        c = self.connect(source="127.0.0.43")
+        self.expect(c.cmd(b"AUTH PLAIN " + plain("carol@example.test", "carol-pw")), 535)
+        self.expect(mx.cmd(b"RCPT TO:<carol@example.test>"), 550, "5.1.1")
+        self.expect(mx.cmd(b"RCPT TO:<bob@example.test>"), 250)
 
 
 class Logging(Base):

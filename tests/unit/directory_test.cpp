@@ -13,7 +13,7 @@ namespace {
 smtp::address addr(const char* s) { return *smtp::parse_mailbox(s); }
 
 mailbox::directory sample() {
-  return mailbox::directory({"Example.TEST", "other.test"}, {"alice@example.test", "bob@other.test"},
+  return mailbox::directory({"Example.TEST", "other.test"}, {{"alice@example.test", ""}, {"bob@other.test", ""}},
                             {{"Postmaster@Example.test", {"alice@example.test"}}});
 }
 
@@ -64,7 +64,7 @@ TEST_CASE("the users file") {
 }
 
 TEST_CASE("alias expansion") {
-  const mailbox::directory d({"example.test"}, {"alice@example.test", "bob@example.test", "carol@example.test"},
+  const mailbox::directory d({"example.test"}, {{"alice@example.test", ""}, {"bob@example.test", ""}, {"carol@example.test", ""}},
                              {{"team@example.test", {"alice@example.test", "staff@example.test"}},
                               {"staff@example.test", {"bob@example.test", "alice@example.test"}},
                               {"keep@example.test", {"keep@example.test", "bob@example.test"}},
@@ -93,7 +93,7 @@ TEST_CASE("alias expansion") {
 }
 
 TEST_CASE("catch-all takes unknown users of its domain") {
-  const mailbox::directory d({"example.test", "other.test"}, {"alice@example.test"}, {},
+  const mailbox::directory d({"example.test", "other.test"}, {{"alice@example.test", ""}}, {},
                              {{"example.test", "alice@example.test"}});
   CHECK(d.exists(addr("anyone@example.test")));
   CHECK_FALSE(d.exists(addr("anyone@other.test")));
@@ -102,7 +102,7 @@ TEST_CASE("catch-all takes unknown users of its domain") {
 }
 
 TEST_CASE("which senders a user owns") {
-  const mailbox::directory d({"example.test"}, {"alice@example.test", "bob@example.test"},
+  const mailbox::directory d({"example.test"}, {{"alice@example.test", ""}, {"bob@example.test", ""}},
                              {{"sales@example.test", {"alice@example.test", "bob@example.test"}},
                               {"boss@example.test", {"bob@example.test"}}},
                              {});

@@ -47,7 +47,7 @@ struct fixture {
   }
   temp_dir tmp;
   mta::config cfg;
-  mailbox::directory dir{{"example.test"}, {"bob@example.test"}, {}};
+  mailbox::directory dir{{"example.test"}, {{"bob@example.test", ""}}, {}};
   std::unique_ptr<mta::http_api> api;
 };
 

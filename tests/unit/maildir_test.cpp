@@ -85,7 +85,7 @@ TEST_CASE("a maildir that cannot be created reports the OS error") {
 
 TEST_CASE("local delivery outcomes") {
   temp_dir d;
-  const mailbox::directory dir({"example.test"}, {"alice@example.test", "bob@example.test"},
+  const mailbox::directory dir({"example.test"}, {{"alice@example.test", ""}, {"bob@example.test", ""}},
                                {{"team@example.test", {"alice@example.test", "bob@example.test"}},
                                 {"loop1@example.test", {"loop2@example.test"}},
                                 {"loop2@example.test", {"loop1@example.test"}},

@@ -33,7 +33,7 @@ TEST_CASE("cidr matching") {
 }
 
 TEST_CASE("relay policy: local users, unknown users, relaying") {
-  const mailbox::directory dir({"example.test"}, {"alice@example.test"}, {});
+  const mailbox::directory dir({"example.test"}, {{"alice@example.test", ""}}, {});
   const mta::relay_policy policy(dir, {*mta::parse_cidr("192.0.2.0/24")});
   const auto inside = *mta::parse_ip("192.0.2.9");
   const auto outside = *mta::parse_ip("203.0.113.9");
