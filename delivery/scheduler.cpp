@@ -206,7 +206,9 @@ void scheduler::deliver_group(queue::database& db, const std::vector<queue::due_
     return;
   }
   if (is_local(first.address)) {
-    for (const auto& r : group) record(r, local_.deliver(r.address, r.sender, *data), *data, p);
+    std::vector<outcome> outcomes;
+    for (const auto& r : group) outcomes.push_back(local_.deliver(r.address, r.sender, *data));
+    record(group, std::move(outcomes), *data, p);
     return;
   }
   client_message m;
@@ -222,122 +224,148 @@ void scheduler::deliver_group(queue::database& db, const std::vector<queue::due_
     for (std::size_t i = 0; i < group.size(); ++i) finished_one(p);
     return;
   }
-  for (std::size_t i = 0; i < group.size(); ++i) record(group[i], std::move(outcomes[i]), *data, p);
+  record(group, std::move(outcomes), *data, p);
 }
 
-void scheduler::record(const queue::due_recipient& r, outcome o, const std::string& data_ref, pool& p) {
-  const std::string* data = &data_ref;
+// The outcomes of one delivery group (one message, one destination) are
+// recorded in one transaction, with the messages they cause: forwarded
+// copies for aliases pointing elsewhere, and the DSNs for the sender, one per
+// kind of report (failed, delayed, delivered) naming every recipient of the
+// group it concerns, as Postfix's bounce daemon gathers them.
+void scheduler::record(const std::vector<queue::due_recipient>& group, std::vector<outcome> outcomes,
+                       const std::string& data, pool& p) {
   const auto now = static_cast<std::int64_t>(std::time(nullptr));
+  const auto& first = group.front();
 
-  queue::outcome_record rec{r.message_id, r.idx, r.address, o.status, o.reply.summary(), o.relay, now, 0,
-                            r.delay_warned};
-  std::string dsn_status = o.reply.status;
-  if (o.status == queue::rcpt_status::deferred) {
-    if (const auto next = next_attempt(cfg_.retry, r.received_at, static_cast<int>(r.attempts) + 1, now, jitter())) {
-      rec.next_attempt = *next;
-    } else {
-      // RFC 3463 X.4.7: the message outlived max_queue_lifetime.
-      rec.status = queue::rcpt_status::failed;
-      rec.reply = o.reply.summary() + " (delivery time expired)";
-      dsn_status = "4.4.7";
-    }
-  }
-
-  // Messages to write with the outcome, in the same transaction: forwarded
-  // copies for aliases pointing elsewhere, and the DSN for the sender.
+  struct done_info {
+    std::string line;
+    queue::rcpt_status status;
+    std::int64_t delay;
+  };
+  auto recs = std::make_shared<std::vector<queue::outcome_record>>();
   auto extra = std::make_shared<std::vector<queue::new_message>>();
-  for (const auto& to : o.forward) {
-    queue::new_message m;
-    m.id = ids_.next();
-    m.received_at = now;
-    m.sender = r.sender;
-    m.client_ip = "127.0.0.1";
-    m.helo = cfg_.hostname;
-    m.rcpts.push_back({to, "", ""});
-    m.data = *data;
-    extra->push_back(std::move(m));
+  auto done = std::make_shared<std::vector<done_info>>();
+  auto notes = std::make_shared<std::vector<std::string>>();  // logged after the commit, in order
+  enum report { failed, delayed, success, kinds };
+  std::vector<dsn_recipient> reports[kinds];
+  bool lost_bounce = false;
+
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    const auto& r = group[i];
+    auto& o = outcomes[i];
+    queue::outcome_record rec{r.message_id, r.idx, r.address, o.status, o.reply.summary(), o.relay, now, 0,
+                              r.delay_warned};
+    std::string dsn_status = o.reply.status;
+    if (o.status == queue::rcpt_status::deferred) {
+      if (const auto next = next_attempt(cfg_.retry, r.received_at, static_cast<int>(r.attempts) + 1, now, jitter())) {
+        rec.next_attempt = *next;
+      } else {
+        // RFC 3463 X.4.7: the message outlived max_queue_lifetime.
+        rec.status = queue::rcpt_status::failed;
+        rec.reply = o.reply.summary() + " (delivery time expired)";
+        dsn_status = "4.4.7";
+      }
+    }
+    for (const auto& to : o.forward) {
+      queue::new_message m;
+      m.id = ids_.next();
+      m.received_at = now;
+      m.sender = r.sender;
+      m.client_ip = "127.0.0.1";
+      m.helo = cfg_.hostname;
+      m.rcpts.push_back({to, "", ""});
+      m.data = data;
+      notes->push_back(fmt::format("{}: forwarded as {}", r.message_id, m.id));
+      extra->push_back(std::move(m));
+    }
+    const bool bounce = rec.status == queue::rcpt_status::failed && wants(r.notify, "FAILURE");
+    // RFC 3461 §5.2: a success report is ours to send when we delivered, or
+    // relayed to a server that could not take NOTIFY on ("relayed").
+    const bool success_report =
+        rec.status == queue::rcpt_status::delivered && wants(r.notify, "SUCCESS") && !o.dsn_passed_on;
+    const bool delay_report = rec.status == queue::rcpt_status::deferred && !r.delay_warned &&
+                              cfg_.delay_warning_seconds > 0 && now - r.received_at >= cfg_.delay_warning_seconds &&
+                              wants(r.notify, "DELAY");
+    if (delay_report) rec.delay_warned = true;
+    // Never a DSN to the null sender: that is how bounce loops are prevented (RFC 3464 §3).
+    if (!r.sender.empty() && (bounce || success_report || delay_report)) {
+      const auto kind = bounce ? failed : delay_report ? delayed : success;
+      const auto action = bounce ? "failed" : delay_report ? "delayed" : o.relay != "local" ? "relayed" : "delivered";
+      reports[kind].push_back({r.address, r.orcpt, action, dsn_status, rec.reply});
+    }
+    // A failed bounce is not bounced again: that is where bounce loops would start.
+    lost_bounce = lost_bounce || (rec.status == queue::rcpt_status::failed && r.sender.empty());
+
+    const char* status_word = rec.status == queue::rcpt_status::delivered ? "sent"
+                              : rec.status == queue::rcpt_status::deferred ? "deferred"
+                                                                           : "bounced";
+    // Postfix style: a remote reply is quoted whole, a local result as its text.
+    const auto detail = o.relay == "local" || o.relay == "none" ? o.reply.lines.front() : o.reply.summary();
+    const auto delay = now - r.received_at;
+    done->push_back({fmt::format("{}: to=<{}>, relay={}, delay={}, dsn={}, status={} ({}{})", r.message_id,
+                                 r.address, o.relay, delay, dsn_status, status_word, detail,
+                                 dsn_status == "4.4.7" ? ", delivery time expired" : ""),
+                     rec.status, delay});
+    recs->push_back(std::move(rec));
   }
-  const bool bounce = rec.status == queue::rcpt_status::failed && wants(r.notify, "FAILURE");
-  // RFC 3461 §5.2: a success report is ours to send when we delivered, or
-  // relayed to a server that could not take NOTIFY on ("relayed").
-  const bool success_report =
-      rec.status == queue::rcpt_status::delivered && wants(r.notify, "SUCCESS") && !o.dsn_passed_on;
-  const bool relayed = o.relay != "local";
-  const bool delay_report = rec.status == queue::rcpt_status::deferred && !r.delay_warned &&
-                            cfg_.delay_warning_seconds > 0 && now - r.received_at >= cfg_.delay_warning_seconds &&
-                            wants(r.notify, "DELAY");
-  // Never a DSN to the null sender: that is how bounce loops are prevented (RFC 3464 §3).
-  const bool send_dsn = (bounce || success_report || delay_report) && !r.sender.empty();
-  if (delay_report) rec.delay_warned = true;
-  if (send_dsn) {
+
+  for (int kind = failed; kind < kinds; ++kind) {
+    if (reports[kind].empty()) continue;
     dsn_input in;
     in.reporting_mta = cfg_.hostname;
-    in.queue_id = r.message_id;
-    in.envid = r.envid;
-    in.ret = r.ret;
-    in.arrival = r.received_at;
+    in.queue_id = first.message_id;
+    in.envid = first.envid;
+    in.ret = first.ret;
+    in.arrival = first.received_at;
     in.now = now;
-    in.original_sender = r.sender;
-    in.rcpts.push_back({r.address, r.orcpt,
-                        bounce ? "failed" : delay_report ? "delayed" : relayed ? "relayed" : "delivered", dsn_status,
-                        rec.reply});
-    in.original = *data;
+    in.original_sender = first.sender;
+    in.rcpts = std::move(reports[kind]);
+    in.original = data;
     queue::new_message m;
     m.id = ids_.next();
     m.received_at = now;
     m.sender = "";
     m.client_ip = "127.0.0.1";
     m.helo = cfg_.hostname;
-    m.rcpts.push_back({r.sender, "NEVER", ""});
+    m.rcpts.push_back({first.sender, "NEVER", ""});
     m.data = render_dsn(in);
+    notes->push_back(fmt::format("{}: sender {} notification: {}", first.message_id,
+                                 kind == failed ? "non-delivery" : kind == delayed ? "delay" : "delivery status", m.id));
     extra->push_back(std::move(m));
   }
+  if (lost_bounce) notes->push_back(fmt::format("{}: undeliverable message from <> discarded", first.message_id));
 
+  std::size_t bytes = 0;
+  for (const auto& m : *extra) bytes += m.data.size();
   auto removed = std::make_shared<bool>(false);
-  const auto delay = now - r.received_at;
-  const char* status_word = rec.status == queue::rcpt_status::delivered ? "sent"
-                            : rec.status == queue::rcpt_status::deferred ? "deferred"
-                                                                         : "bounced";
-  // Postfix style: a remote reply is quoted whole, a local result as its text.
-  const auto detail = o.relay == "local" || o.relay == "none" ? o.reply.lines.front() : o.reply.summary();
-  auto line = fmt::format("{}: to=<{}>, relay={}, delay={}, dsn={}, status={} ({}{})", r.message_id, r.address,
-                          o.relay, delay, dsn_status, status_word, detail,
-                          dsn_status == "4.4.7" ? ", delivery time expired" : "");
   writer_.submit(queue::writer::job{
-      [rec, extra, removed](queue::database& wdb) {
+      [recs, extra, removed](queue::database& wdb) {
         for (const auto& m : *extra) queue::insert_message(wdb, m);
-        *removed = queue::record_outcome(wdb, rec);
+        for (const auto& rec : *recs) *removed = queue::record_outcome(wdb, rec) || *removed;
       },
-      [this, &p, line, extra, removed, send_dsn, msg_id = r.message_id, forwards = o.forward.size(), bounce, delay_report,
-       status = rec.status, delay,
-       lost_bounce = rec.status == queue::rcpt_status::failed && r.sender.empty()](
-          queue::store_result res, const std::string& detail) {
+      [this, &p, done, notes, removed, msg_id = first.message_id](queue::store_result res, const std::string& detail) {
         if (res == queue::store_result::ok) {
-          log_(line);
-          if (status == queue::rcpt_status::delivered) {
-            ++counters_.delivered;
-            delivery_seconds_.observe(static_cast<double>(delay));
-          } else if (status == queue::rcpt_status::deferred) {
-            ++counters_.deferred;
-          } else {
-            ++counters_.bounced;
+          for (const auto& d : *done) {
+            log_(d.line);
+            if (d.status == queue::rcpt_status::delivered) {
+              ++counters_.delivered;
+              delivery_seconds_.observe(static_cast<double>(d.delay));
+            } else if (d.status == queue::rcpt_status::deferred) {
+              ++counters_.deferred;
+            } else {
+              ++counters_.bounced;
+            }
           }
-          for (std::size_t i = 0; i < forwards; ++i)
-            log_(fmt::format("{}: forwarded as {}", msg_id, (*extra)[i].id));
-          if (send_dsn)
-            log_(fmt::format("{}: sender {} notification: {}", msg_id,
-                             bounce ? "non-delivery" : delay_report ? "delay" : "delivery status", extra->back().id));
-          // A failed bounce is not bounced again: that is where bounce loops would start.
-          if (lost_bounce) log_(fmt::format("{}: undeliverable message from <> discarded", msg_id));
+          for (const auto& n : *notes) log_(n);
           if (*removed) log_(fmt::format("{}: removed", msg_id));
         } else {
-          // The lease expires and the recipient is tried again: a duplicate
+          // The leases expire and the recipients are tried again: a duplicate
           // is possible, a loss is not.
           log_(fmt::format("{}: warning: cannot record delivery outcome: {}", msg_id, detail));
         }
-        finished_one(p);
+        for (std::size_t i = 0; i < done->size(); ++i) finished_one(p);
       },
-      extra->empty() ? 0 : extra->front().data.size(), !extra->empty()});
+      bytes, !extra->empty()});
 }
 
 }  // namespace delivery

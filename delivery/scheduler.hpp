@@ -81,7 +81,8 @@ class scheduler {
   void worker_loop(pool& p);
   // Recipients of one message that share a destination: one SMTP transaction.
   void deliver_group(queue::database& db, const std::vector<queue::due_recipient>& group, pool& p);
-  void record(const queue::due_recipient& r, outcome o, const std::string& data, pool& p);
+  void record(const std::vector<queue::due_recipient>& group, std::vector<outcome> outcomes, const std::string& data,
+              pool& p);
   bool is_local(const std::string& address) const;
   bool run_sync(std::function<void(queue::database&)> f);
   void finished_one(pool& p);

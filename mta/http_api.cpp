@@ -21,9 +21,14 @@ namespace mta {
 namespace fs = std::filesystem;
 namespace {
 
-http_response json(int status, std::string body) { return {status, "application/json", std::move(body)}; }
+http_response json(int status, std::string body) { return {status, "application/json", std::move(body), {}}; }
 http_response error(int status, std::string_view what) {
   return json(status, fmt::format(R"({{"error":{}}})", json_quote(what)));
+}
+http_response not_allowed(std::string allow) {
+  auto r = error(405, "method not allowed; use " + allow);
+  r.allow = std::move(allow);
+  return r;
 }
 
 std::map<std::string, std::string> parse_query(std::string_view q) {
@@ -149,13 +154,13 @@ http_response http_api::route(const http_request& r, const std::string& path, co
     }
   }
   if (path == "/metrics") {
-    if (!get) return error(405, "use GET");
-    return {200, "text/plain; version=0.0.4", metrics_ ? metrics_(queue::stats(db())) : ""};
+    if (!get) return not_allowed("GET, HEAD");
+    return {200, "text/plain; version=0.0.4", metrics_ ? metrics_(queue::stats(db())) : "", {}};
   }
   if (path == "/" || path == "/index.html" || path == "/app.js" || path == "/style.css") {
     const auto file = console_file(path == "/" ? "/index.html" : path);
     if (!file) return error(404, "no such file");
-    return {200, std::string(file->content_type), std::string(file->body)};
+    return {200, std::string(file->content_type), std::string(file->body), {}};
   }
   if (parts.size() < 3 || parts[0] != "api" || parts[1] != "v1") return error(404, "no such endpoint");
   // A request body, where one is allowed, must be JSON (an empty body is fine).
@@ -171,7 +176,7 @@ http_response http_api::route(const http_request& r, const std::string& path, co
   };
 
   if (parts[2] == "queue" && parts.size() == 3) {
-    if (!get) return error(405, "use GET");
+    if (!get) return not_allowed("GET, HEAD");
     queue::list_filter f;
     f.status = param("status");
     f.sender = param("sender");
@@ -196,7 +201,7 @@ http_response http_api::route(const http_request& r, const std::string& path, co
     return json(200, fmt::format(R"({{"messages":[{}],"next_cursor":{}}})", items, next));
   }
   if (parts[2] == "stats" && parts.size() == 3) {
-    if (!get) return error(405, "use GET");
+    if (!get) return not_allowed("GET, HEAD");
     return json(200, stats_json(queue::stats(db())));
   }
   if (parts[2] == "messages" && parts.size() >= 4) {
@@ -222,7 +227,7 @@ http_response http_api::route(const http_request& r, const std::string& path, co
     if (parts.size() == 5 && parts[4] == "raw" && get) {
       const auto data = queue::message_data(db(), id);
       if (!data) return error(404, "no message with ID " + id);
-      return {200, "message/rfc822", *data};
+      return {200, "message/rfc822", *data, {}};
     }
     if (parts.size() == 5 && r.method == "POST") {
       const auto& action = parts[4];
@@ -244,10 +249,12 @@ http_response http_api::route(const http_request& r, const std::string& path, co
       if (!found) return error(404, "no message with ID " + id);
       return json(200, fmt::format(R"({{"id":{},"result":{}}})", json_quote(id), json_quote(result)));
     }
-    return error(405, "method not allowed here");
+    if (parts.size() == 4) return not_allowed("GET, HEAD, DELETE");
+    if (parts.size() == 5 && parts[4] == "raw") return not_allowed("GET, HEAD");
+    return not_allowed("POST");
   }
   if (parts[2] == "mailboxes" && (parts.size() == 4 || parts.size() == 5)) {
-    if (!get) return error(405, "use GET");
+    if (!get) return not_allowed("GET, HEAD");
     const auto addr = smtp::parse_mailbox(parts[3]);
     if (!addr || !dir_.is_local_domain(addr->domain)) return error(404, "not a local address: " + parts[3]);
     const auto name = mailbox::directory::canonical(*addr);
@@ -258,7 +265,7 @@ http_response http_api::route(const http_request& r, const std::string& path, co
       const auto& file = parts[4];
       if (file.empty() || file.front() == '.' || file.find('/') != std::string::npos) return error(400, "bad file name");
       for (const char* folder : {"new", "cur"})
-        if (fs::is_regular_file(box / folder / file)) return {200, "message/rfc822", slurp(box / folder / file)};
+        if (fs::is_regular_file(box / folder / file)) return {200, "message/rfc822", slurp(box / folder / file), {}};
       return error(404, "no such message in " + name);
     }
     struct entry {

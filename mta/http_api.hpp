@@ -27,6 +27,7 @@ struct http_response {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  std::string allow;  // with 405: the methods the resource takes (RFC 9110 §15.5.6)
 };
 
 class http_api {

@@ -49,6 +49,7 @@ net::awaitable<void> serve_http(net::ip::tcp::socket sock, http_api& api, std::s
     res.set(http::field::content_type, out.content_type);
     res.set(http::field::cache_control, "no-store");
     if (out.status == 401) res.set(http::field::www_authenticate, "Bearer");
+    if (!out.allow.empty()) res.set(http::field::allow, out.allow);
     res.keep_alive(req.keep_alive());
     res.body() = std::move(out.body);
     res.prepare_payload();

@@ -351,13 +351,19 @@ class Api(Base):
 
     def test_wrong_method(self):
         qid = send("x")
-        for method, path in [("POST", "/api/v1/queue"), ("DELETE", "/api/v1/queue"), ("PUT", "/api/v1/stats"),
-                             ("POST", "/metrics"), ("PUT", f"/api/v1/messages/{qid}"),
-                             ("POST", f"/api/v1/messages/{qid}"), ("GET", f"/api/v1/messages/{qid}/retry"),
-                             ("DELETE", f"/api/v1/messages/{qid}/raw"), ("PATCH", f"/api/v1/messages/{qid}/hold"),
-                             ("POST", "/api/v1/mailboxes/bob@example.test")]:
+        read = "GET, HEAD"
+        for method, path, allow in [("POST", "/api/v1/queue", read), ("DELETE", "/api/v1/queue", read),
+                                    ("PUT", "/api/v1/stats", read), ("POST", "/metrics", read),
+                                    ("PUT", f"/api/v1/messages/{qid}", "GET, HEAD, DELETE"),
+                                    ("POST", f"/api/v1/messages/{qid}", "GET, HEAD, DELETE"),
+                                    ("GET", f"/api/v1/messages/{qid}/retry", "POST"),
+                                    ("DELETE", f"/api/v1/messages/{qid}/raw", read),
+                                    ("PATCH", f"/api/v1/messages/{qid}/hold", "POST"),
+                                    ("POST", "/api/v1/mailboxes/bob@example.test", read)]:
             with self.subTest(method=method, path=path):
-                self.err(request(method, path), 405)
+                r = request(method, path)
+                self.err(r, 405)
+                self.assertEqual(r.headers["Allow"], allow)
         self.assertIn(qid, self.listed())
 
     def raw_exchange(self, data, timeout=10):

@@ -275,10 +275,13 @@ class Scripted(Base):
         for r in ("x@scripted.test", "y@scripted.test"):
             self.assertEqual(self.outcome(qid, r, "bounced"),
                              (self.RELAY, "5.7.1", "554 5.7.1 Message rejected as spam"))
-        # One DSN per failed recipient (not one for the message, as Postfix would send).
-        for r in ("x@scripted.test", "y@scripted.test"):
-            self.assertEqual(self.bounce(qid, [r]), [("5.7.1", "smtp; 554 5.7.1 Message rejected as spam")])
+        # One DSN naming both recipients, as Postfix sends, not one each.
+        self.assertEqual(self.bounce(qid, ["x@scripted.test", "y@scripted.test"]),
+                         [("5.7.1", "smtp; 554 5.7.1 Message rejected as spam")] * 2)
         self.assert_gone(qid)
+        dsns = [f for f in self.mails(SEND, "example.test", "alice") if f"X-Tern-Queue-ID: {qid}\r\n".encode() in self.read(f)]
+        self.assertEqual(len(dsns), 1, dsns)
+        self.assertEqual(len(re.findall(rf"{qid}: sender non-delivery notification: ", SEND.logs())), 1)
 
     def test_550_to_mail_bounces_all(self):
         self.scripted(replies={"MAIL": "550 5.7.1 Sender refused"})

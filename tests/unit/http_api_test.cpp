@@ -126,8 +126,13 @@ TEST_CASE("routes on an empty queue") {
   CHECK(f.call("127.0.0.1", "", "/api/v1/messages/NOPE/hold", "POST", "not json").status == 400);
   CHECK(f.call("127.0.0.1", "", "/api/v1/messages/NOPE/hold", "POST", "{}").status == 404);
   CHECK(f.call("127.0.0.1", "", "/api/v1/queue", "POST").status == 405);
+  CHECK(f.call("127.0.0.1", "", "/api/v1/queue", "POST").allow == "GET, HEAD");
   CHECK(f.call("127.0.0.1", "", "/api/v1/messages/NOPE", "PUT").status == 405);
+  CHECK(f.call("127.0.0.1", "", "/api/v1/messages/NOPE", "PUT").allow == "GET, HEAD, DELETE");
+  CHECK(f.call("127.0.0.1", "", "/api/v1/messages/NOPE/raw", "DELETE").allow == "GET, HEAD");
+  CHECK(f.call("127.0.0.1", "", "/api/v1/messages/NOPE/hold", "GET").allow == "POST");
   CHECK(f.call("127.0.0.1", "", "/metrics", "POST").status == 405);
+  CHECK(f.call("127.0.0.1", "", "/metrics", "POST").allow == "GET, HEAD");
   CHECK(f.call("127.0.0.1", "", "/api/v1/nothing").status == 404);
   CHECK(f.call("127.0.0.1", "", "/api/v1/mailboxes/bob@remote.test").status == 404);
   CHECK(f.call("127.0.0.1", "", "/api/v1/mailboxes/bob@example.test").status == 404);  // no mail yet
