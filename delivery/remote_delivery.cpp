@@ -7,7 +7,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/use_future.hpp>
 #include <fmt/format.h>
 
 #include "delivery/dsn.hpp"
@@ -76,12 +75,14 @@ void remote_delivery::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-std::vector<outcome> remote_delivery::deliver(const std::string& domain, const client_message& message,
-                                              const std::string& queue_id) {
-  if (stopping_) return {};
-  // The coroutine owns copies: after stop() it may outlive this call, suspended.
-  auto owned = std::make_shared<std::pair<client_message, std::string>>(message, std::string(message.data));
-  owned->first.data = owned->second;
+void remote_delivery::deliver(std::string domain, client_message message, std::shared_ptr<const std::string> data,
+                              std::string queue_id, done_fn done) {
+  if (stopping_) return;
+  message.data = *data;
+  // The coroutine owns what it uses: after stop() it may outlive everything
+  // else, suspended, until the io_context is destroyed.
+  auto owned = std::make_shared<std::pair<client_message, std::shared_ptr<const std::string>>>(std::move(message),
+                                                                                               std::move(data));
   auto run = [this, domain, owned, queue_id]() -> net::awaitable<std::vector<outcome>> {
     const auto& msg = owned->first;
     const auto n = msg.rcpts.size();
@@ -195,10 +196,20 @@ std::vector<outcome> remote_delivery::deliver(const std::string& domain, const c
     for (auto& r : result) out.push_back(r ? *r : deferred(451, "4.4.1", last_reason));
     co_return out;
   };
-  auto done = net::co_spawn(*ioc_, run, net::use_future);
-  while (done.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready)
-    if (stopping_) return {};
-  return done.get();
+  net::co_spawn(*ioc_, std::move(run),
+                [this, queue_id, done = std::move(done)](std::exception_ptr e, std::vector<outcome> out) {
+                  if (e) {
+                    try {
+                      std::rethrow_exception(e);
+                    } catch (const std::exception& ex) {
+                      log_(fmt::format("{}: warning: delivery failed: {}", queue_id, ex.what()));
+                    } catch (...) {
+                      log_(fmt::format("{}: warning: delivery failed", queue_id));
+                    }
+                    out.clear();
+                  }
+                  done(std::move(out));
+                });
 }
 
 }  // namespace delivery

@@ -1,8 +1,9 @@
 // Delivery to other mail servers: find the destination (the transport table,
 // else the domain's MX records, else its A/AAAA as an implicit MX), then try
 // each server in turn until every recipient has a final word or none is left.
-// Runs its own io_context thread (c-ares and the SMTP client are Asio code);
-// the scheduler's worker threads call deliver() and wait.
+// Runs its own io_context thread (c-ares and the SMTP client are Asio code):
+// every delivery is a coroutine there, started by the scheduler's dispatcher,
+// which learns the outcome through a callback; no thread waits for one.
 #pragma once
 
 #include <atomic>
@@ -55,11 +56,16 @@ class remote_delivery {
   remote_delivery(const remote_delivery&) = delete;
   remote_delivery& operator=(const remote_delivery&) = delete;
 
-  // All recipients share `domain`; returns one outcome per recipient, in order.
-  // Blocks the calling thread (a scheduler worker) until done. Returns nothing
-  // when stop() interrupted it: then there is no outcome to record, and the
-  // next start-up releases the lease so the recipients are tried at once.
-  std::vector<outcome> deliver(const std::string& domain, const client_message& msg, const std::string& queue_id);
+  // Called on the delivery thread with one outcome per recipient, in order;
+  // with none if the delivery ended in an unexpected error (logged), whose
+  // recipients are then tried again when their lease expires.
+  using done_fn = std::function<void(std::vector<outcome>)>;
+  // Starts delivering `msg` (whose data is `data`; all recipients share
+  // `domain`) and returns at once. After stop(), `done` is never called for
+  // a delivery still in flight: there is no outcome to record, and the next
+  // start-up releases the lease so the recipients are tried at once.
+  void deliver(std::string domain, client_message msg, std::shared_ptr<const std::string> data, std::string queue_id,
+               done_fn done);
   // Abandons deliveries in flight (shutdown must not wait for SMTP timeouts).
   void stop();
 

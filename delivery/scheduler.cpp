@@ -1,9 +1,11 @@
-// Threads, not coroutines, for now: local delivery is blocking file I/O with
-// fsync. Remote delivery (Asio, c-ares) will plug in beside local_delivery.
+// Two kinds of delivery under one dispatcher thread: local deliveries on
+// worker threads (Maildir writes block on fsync), remote deliveries as
+// coroutines on remote_delivery's event loop, whose callbacks record the
+// outcome. The dispatcher leases, starts remote deliveries and sleeps.
 #include "delivery/scheduler.hpp"
 
 #include <ctime>
-#include <future>
+#include <future>  // run_sync
 #include <memory>
 #include <random>
 
@@ -67,8 +69,8 @@ void scheduler::start() {
   local_pool_.scope = {queue::lease_scope::kind::local, domains};
   remote_pool_.scope = {queue::lease_scope::kind::remote, domains};
   dispatcher_ = std::thread([this] { dispatch_loop(); });
-  for (auto* p : {&local_pool_, &remote_pool_})
-    for (unsigned i = 0; i < std::max(1u, cfg_.concurrency); ++i) p->threads.emplace_back([this, p] { worker_loop(*p); });
+  for (unsigned i = 0; i < std::max(1u, cfg_.concurrency); ++i)
+    local_pool_.threads.emplace_back([this] { worker_loop(); });
 }
 
 void scheduler::wake() {
@@ -92,95 +94,168 @@ void scheduler::stop() {
   }
   dispatch_cv_.notify_all();
   local_pool_.cv.notify_all();
-  remote_pool_.cv.notify_all();
-  remote_->stop();
-  if (dispatcher_.joinable()) dispatcher_.join();
-  for (auto* p : {&local_pool_, &remote_pool_}) {
-    for (auto& w : p->threads)
-      if (w.joinable()) w.join();
-    p->threads.clear();
+  if (dispatcher_.joinable()) dispatcher_.join();  // starts nothing more
+  remote_->stop();  // abandons the deliveries in flight: their callbacks never come
+  {
+    std::lock_guard lock(mu_);
+    remote_pool_.in_flight -= remote_pool_.running_rcpts;
+    remote_pool_.running_rcpts = remote_pool_.running_groups = 0;
   }
+  for (auto& w : local_pool_.threads)
+    if (w.joinable()) w.join();
+  local_pool_.threads.clear();
   // Outcomes still on their way through the writer call back into this object.
   std::unique_lock lock(mu_);
   dispatch_cv_.wait(lock, [&] { return local_pool_.in_flight == 0 && remote_pool_.in_flight == 0; });
 }
 
+bool scheduler::remote_startable() const {
+  return !remote_pool_.work.empty() && remote_pool_.running_groups < std::max(1u, cfg_.concurrency);
+}
+
 void scheduler::dispatch_loop() {
-  // Enough leased work to keep every worker of a pool busy while the next lease runs.
+  // Enough leased work to keep every delivery of a pool busy while the next lease runs.
   const std::size_t window = 2 * std::max(1u, cfg_.concurrency);
+  std::unique_ptr<queue::database> db;  // reads message data for remote deliveries
   while (true) {
     std::size_t room_local = 0, room_remote = 0;
     {
       std::unique_lock lock(mu_);
       dispatch_cv_.wait(lock, [&] {
-        return stopping_ || local_pool_.in_flight < window || remote_pool_.in_flight < window;
+        return stopping_ || local_pool_.in_flight < window || remote_pool_.in_flight < window || remote_startable();
       });
       if (stopping_) return;
       room_local = window - std::min(window, local_pool_.in_flight);
       room_remote = window - std::min(window, remote_pool_.in_flight);
       woken_ = false;
     }
+    start_remote(db);
     std::vector<queue::due_recipient> local, remote;
     const auto now = static_cast<std::int64_t>(std::time(nullptr));
     const bool purge = now - last_purge_ >= 3600;
-    run_sync([&](queue::database& db) {  // both leases in one commit
-      local.clear();
-      remote.clear();
-      if (room_local) local = queue::lease_due(db, now, cfg_.lease_seconds, room_local, local_pool_.scope);
-      if (room_remote) remote = queue::lease_due(db, now, cfg_.lease_seconds, room_remote, remote_pool_.scope);
-      if (purge) queue::purge_history(db, now - cfg_.history_seconds);
-    });
-    if (purge) last_purge_ = now;
-    std::unique_lock lock(mu_);
-    for (auto [batch, p] : {std::pair{&local, &local_pool_}, std::pair{&remote, &remote_pool_}}) {
-      if (batch->empty()) continue;
-      p->in_flight += batch->size();
-      for (auto& r : *batch) p->work.push_back(std::move(r));
-      p->cv.notify_all();
+    if (room_local || room_remote || purge) {
+      run_sync([&](queue::database& wdb) {  // both leases in one commit
+        local.clear();
+        remote.clear();
+        if (room_local) local = queue::lease_due(wdb, now, cfg_.lease_seconds, room_local, local_pool_.scope);
+        if (room_remote) remote = queue::lease_due(wdb, now, cfg_.lease_seconds, room_remote, remote_pool_.scope);
+        if (purge) queue::purge_history(wdb, now - cfg_.history_seconds);
+      });
     }
+    if (purge) last_purge_ = now;
+    {
+      std::lock_guard lock(mu_);
+      for (auto [batch, p] : {std::pair{&local, &local_pool_}, std::pair{&remote, &remote_pool_}}) {
+        if (batch->empty()) continue;
+        p->in_flight += batch->size();
+        for (auto& r : *batch) p->work.push_back(std::move(r));
+      }
+    }
+    if (!local.empty()) local_pool_.cv.notify_all();
+    start_remote(db);
     if (!local.empty() || !remote.empty()) continue;
     // Nothing due for the pools that had room: sleep until a commit wakes us,
-    // a second has passed, or a pool that was full has room again (its work
-    // may be waiting in the queue right now).
+    // a second has passed, a pool that was full has room again (its work may
+    // be waiting in the queue right now), or a remote delivery may start.
+    std::unique_lock lock(mu_);
     dispatch_cv_.wait_for(lock, std::chrono::seconds(1), [&] {
       return stopping_ || woken_ || (room_local == 0 && local_pool_.in_flight < window) ||
-             (room_remote == 0 && remote_pool_.in_flight < window);
+             (room_remote == 0 && remote_pool_.in_flight < window) || remote_startable();
     });
   }
 }
 
-void scheduler::worker_loop(pool& p) {
-  std::unique_ptr<queue::database> db;
+void scheduler::start_remote(std::unique_ptr<queue::database>& db) {
   while (true) {
     std::vector<queue::due_recipient> group;
     {
-      std::unique_lock lock(mu_);
-      p.cv.wait(lock, [&] { return stopping_ || !p.work.empty(); });
-      if (p.work.empty()) return;
-      group.push_back(std::move(p.work.front()));
-      p.work.pop_front();
-      // Other recipients of the same message at the same remote domain go in
-      // the same SMTP transaction.
+      std::lock_guard lock(mu_);
+      if (stopping_ || !remote_startable()) return;
+      auto& work = remote_pool_.work;
+      group.push_back(std::move(work.front()));
+      work.pop_front();
       const auto& first = group.front();
-      if (!is_local(first.address)) {
-        const auto domain = smtp::lower(domain_of(first.address));
-        for (auto it = p.work.begin(); it != p.work.end() && group.size() < 100;) {
-          if (it->message_id == first.message_id && smtp::lower(domain_of(it->address)) == domain) {
-            group.push_back(std::move(*it));
-            it = p.work.erase(it);
-          } else {
-            ++it;
-          }
+      const auto domain = smtp::lower(domain_of(first.address));
+      for (auto it = work.begin(); it != work.end() && group.size() < 100;) {
+        if (it->message_id == first.message_id && smtp::lower(domain_of(it->address)) == domain) {
+          group.push_back(std::move(*it));
+          it = work.erase(it);
+        } else {
+          ++it;
         }
       }
+      ++remote_pool_.running_groups;
+      remote_pool_.running_rcpts += group.size();
     }
+    const auto n = group.size();
+    // Undoes the accounting of a group that does not reach the remote side.
+    const auto give_up = [&] {
+      {
+        std::lock_guard lock(mu_);
+        --remote_pool_.running_groups;
+        remote_pool_.running_rcpts -= n;
+      }
+      for (std::size_t i = 0; i < n; ++i) finished_one(remote_pool_);
+    };
+    std::shared_ptr<const std::string> data;
     try {
       if (!db) db = std::make_unique<queue::database>(cfg_.db_path, queue::database::open_mode::existing);
-      deliver_group(*db, group, p);
+      if (auto d = queue::message_data(*db, group.front().message_id)) data = std::make_shared<const std::string>(std::move(*d));
     } catch (const std::exception& e) {
       log_(fmt::format("{}: warning: delivery failed: {}", group.front().message_id, e.what()));
       db.reset();
-      for (std::size_t i = 0; i < group.size(); ++i) finished_one(p);
+      give_up();  // the lease expires and they are tried again
+      continue;
+    }
+    if (!data) {  // deleted (tern queue delete) after it was leased
+      give_up();
+      continue;
+    }
+    const auto& first = group.front();
+    client_message m;
+    m.sender = first.sender;
+    m.smtputf8 = first.smtputf8;
+    m.eight_bit = first.body_type == "8BITMIME";
+    m.ret = first.ret;
+    m.envid = first.envid;
+    for (const auto& r : group) m.rcpts.push_back({r.address, r.notify, r.orcpt});
+    auto domain = domain_of(first.address);
+    auto id = first.message_id;
+    remote_->deliver(std::move(domain), std::move(m), data, std::move(id),
+                     [this, group = std::move(group), data](std::vector<outcome> outcomes) {
+                       {
+                         std::lock_guard lock(mu_);
+                         --remote_pool_.running_groups;
+                         remote_pool_.running_rcpts -= group.size();
+                       }
+                       if (outcomes.size() == group.size()) {
+                         record(group, std::move(outcomes), *data, remote_pool_);
+                       } else {  // failed unexpectedly (logged): the lease expires and they are tried again
+                         for (std::size_t i = 0; i < group.size(); ++i) finished_one(remote_pool_);
+                       }
+                       dispatch_cv_.notify_all();  // room for the next delivery
+                     });
+  }
+}
+
+void scheduler::worker_loop() {
+  std::unique_ptr<queue::database> db;
+  while (true) {
+    queue::due_recipient r;
+    {
+      std::unique_lock lock(mu_);
+      local_pool_.cv.wait(lock, [&] { return stopping_ || !local_pool_.work.empty(); });
+      if (local_pool_.work.empty()) return;
+      r = std::move(local_pool_.work.front());
+      local_pool_.work.pop_front();
+    }
+    try {
+      if (!db) db = std::make_unique<queue::database>(cfg_.db_path, queue::database::open_mode::existing);
+      deliver_local(*db, r);
+    } catch (const std::exception& e) {
+      log_(fmt::format("{}: warning: delivery failed: {}", r.message_id, e.what()));
+      db.reset();
+      finished_one(local_pool_);
     }
   }
 }
@@ -198,33 +273,15 @@ bool scheduler::is_local(const std::string& address) const {
   return d.empty() || dir_.is_local_domain(d);
 }
 
-void scheduler::deliver_group(queue::database& db, const std::vector<queue::due_recipient>& group, pool& p) {
-  const auto& first = group.front();
-  const auto data = queue::message_data(db, first.message_id);
+void scheduler::deliver_local(queue::database& db, const queue::due_recipient& r) {
+  const auto data = queue::message_data(db, r.message_id);
   if (!data) {  // deleted (tern queue delete) after it was leased
-    for (std::size_t i = 0; i < group.size(); ++i) finished_one(p);
+    finished_one(local_pool_);
     return;
   }
-  if (is_local(first.address)) {
-    std::vector<outcome> outcomes;
-    for (const auto& r : group) outcomes.push_back(local_.deliver(r.address, r.sender, *data));
-    record(group, std::move(outcomes), *data, p);
-    return;
-  }
-  client_message m;
-  m.sender = first.sender;
-  m.data = *data;
-  m.smtputf8 = first.smtputf8;
-  m.eight_bit = first.body_type == "8BITMIME";
-  m.ret = first.ret;
-  m.envid = first.envid;
-  for (const auto& r : group) m.rcpts.push_back({r.address, r.notify, r.orcpt});
-  auto outcomes = remote_->deliver(domain_of(first.address), m, first.message_id);
-  if (outcomes.empty()) {  // interrupted by shutdown: nothing to record
-    for (std::size_t i = 0; i < group.size(); ++i) finished_one(p);
-    return;
-  }
-  record(group, std::move(outcomes), *data, p);
+  std::vector<outcome> outcomes;
+  outcomes.push_back(local_.deliver(r.address, r.sender, *data));
+  record({r}, std::move(outcomes), *data, local_pool_);
 }
 
 // The outcomes of one delivery group (one message, one destination) are

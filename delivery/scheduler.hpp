@@ -1,6 +1,9 @@
 // The delivery scheduler inside `tern serve`: leases due recipients from the
-// queue in bounded batches, runs each delivery on a worker thread, and records
-// the outcome (with any bounce) through the queue writer. Wakes as soon as a
+// queue in bounded batches, delivers them (local ones on worker threads, as
+// Maildir delivery is blocking file I/O with fsync; remote ones as coroutines
+// on remote_delivery's event loop, started by the dispatcher, so no thread
+// waits for a remote server), and records the outcome (with any bounce)
+// through the queue writer. Wakes as soon as a
 // message is committed, and once a second for what became due or what
 // `tern queue retry` changed from another process.
 #pragma once
@@ -66,21 +69,28 @@ class scheduler {
   const queue::histogram& delivery_seconds() const { return delivery_seconds_; }
 
  private:
-  // Local and remote deliveries have their own workers and their own leases:
+  // Local and remote deliveries have their own leases and their own limit:
   // remote servers that are slow (or drip one octet a second) must not keep
   // mail from local mailboxes.
   struct pool {
     std::deque<queue::due_recipient> work;
     std::size_t in_flight = 0;  // leased and not yet recorded
     std::condition_variable cv;
-    std::vector<std::thread> threads;
+    std::vector<std::thread> threads;  // local only
     queue::lease_scope scope;
+    // Remote only: deliveries started and not yet called back, as groups
+    // (bounded by the concurrency) and as recipients (what stop() gives up).
+    std::size_t running_groups = 0, running_rcpts = 0;
   };
 
   void dispatch_loop();
-  void worker_loop(pool& p);
-  // Recipients of one message that share a destination: one SMTP transaction.
-  void deliver_group(queue::database& db, const std::vector<queue::due_recipient>& group, pool& p);
+  void worker_loop();  // local deliveries
+  void deliver_local(queue::database& db, const queue::due_recipient& r);
+  // Starts remote deliveries while there is leased work and room; called by
+  // the dispatcher only. Recipients of one message that share a domain go
+  // in one SMTP transaction.
+  void start_remote(std::unique_ptr<queue::database>& db);
+  bool remote_startable() const;  // with mu_ held
   void record(const std::vector<queue::due_recipient>& group, std::vector<outcome> outcomes, const std::string& data,
               pool& p);
   bool is_local(const std::string& address) const;
