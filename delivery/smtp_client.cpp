@@ -319,6 +319,19 @@ net::awaitable<void> open(connection& c, const tcp::endpoint& server, const std:
                           const client_config& cfg, attempt& a) {
   auto ex = co_await net::this_coro::executor;
   c.t = std::make_shared<timed_socket>(tcp::socket(ex));
+  if (const auto& source = server.address().is_v4() ? cfg.source_v4 : cfg.source_v6) {
+    boost::system::error_code bec;
+    c.t->sock.open(server.protocol(), bec);
+    if (!bec) c.t->sock.bind(tcp::endpoint(*source, 0), bec);
+    if (bec) {
+      a.at = stage::connect;
+      a.io_error = true;
+      a.detail = fmt::format("connect to {}[{}]:{}: cannot use source address {}: {}", server_name,
+                             server.address().to_string(), server.port(), source->to_string(), bec.message());
+      c.t->close();
+      co_return;
+    }
+  }
   c.t->arm(cfg.connect_timeout);
   auto [cec] = co_await c.t->sock.async_connect(server, net::as_tuple(net::use_awaitable));
   c.t->disarm();

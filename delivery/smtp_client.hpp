@@ -32,6 +32,8 @@ struct client_config {
   std::chrono::seconds data_init_timeout{120};
   std::chrono::seconds data_block_timeout{180};
   std::chrono::seconds data_done_timeout{600};
+  // Local address of outbound connections by family; unset: the kernel's choice.
+  std::optional<boost::asio::ip::address> source_v4, source_v6;
 };
 
 struct client_rcpt {

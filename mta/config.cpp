@@ -191,7 +191,8 @@ config from_table(const toml::table& root) {
   if (const auto* t = sub_table(root, "delivery")) {
     check_keys(*t, "delivery",
                {"enabled", "retry_initial", "retry_max", "max_queue_lifetime", "max_concurrency", "history",
-                "delay_warning", "smtp_port", "transports", "dns_servers", "tls", "per_destination_concurrency"});
+                "delay_warning", "smtp_port", "transports", "dns_servers", "tls", "per_destination_concurrency",
+                "source_address", "source_address6"});
     auto& d = c.delivery;
     if (const auto* n = t->get("enabled")) {
       if (!n->is_boolean()) throw bad_config{line_of(*n), "'delivery.enabled' must be true or false"};
@@ -226,6 +227,15 @@ config from_table(const toml::table& root) {
       d.tls = get_string(*n, "delivery.tls");
       if (d.tls != "none" && d.tls != "may" && d.tls != "encrypt")
         throw bad_config{line_of(*n), "'delivery.tls' must be \"none\", \"may\" or \"encrypt\""};
+    }
+    for (const auto& [key, v6] : {std::pair{"source_address", false}, std::pair{"source_address6", true}}) {
+      const auto* n = t->get(key);
+      if (!n) continue;
+      auto& out = v6 ? d.source_address6 : d.source_address;
+      out = get_string(*n, std::string("delivery.") + key);
+      const auto ip = parse_ip(out);
+      if (!ip || ip->v4 == v6)
+        throw bad_config{line_of(*n), fmt::format("'delivery.{}' must be an {} address", key, v6 ? "IPv6" : "IPv4")};
     }
     if (const auto* n = t->get("dns_servers")) {
       d.dns_servers = get_strings(*n, "delivery.dns_servers");

@@ -61,6 +61,12 @@ struct delivery_config {
   std::vector<std::string> dns_servers;      // "127.0.0.1:5353"; empty: /etc/resolv.conf
   std::string tls = "may";                   // "none" | "may" | "encrypt" for outbound SMTP
   unsigned per_destination_concurrency = 20; // connections at once to one destination
+  // The local address of outbound connections, per family (Postfix's
+  // smtp_bind_address and smtp_bind_address6); empty: the kernel's choice.
+  // A host with several addresses sends from the one its SPF record and PTR
+  // name belong to.
+  std::string source_address;   // IPv4
+  std::string source_address6;  // IPv6
 };
 
 struct config {

@@ -82,6 +82,11 @@ int serve(loaded& l) {
   auto& remote = sc.remote;
   remote.hostname = l.cfg.hostname;
   remote.client.helo_name = l.cfg.hostname;
+  // Checked by load_config: valid addresses of the right family.
+  if (!l.cfg.delivery.source_address.empty())
+    remote.client.source_v4 = boost::asio::ip::make_address(l.cfg.delivery.source_address);
+  if (!l.cfg.delivery.source_address6.empty())
+    remote.client.source_v6 = boost::asio::ip::make_address(l.cfg.delivery.source_address6);
   remote.client.tls = l.cfg.delivery.tls == "none"      ? delivery::tls_mode::none
                   : l.cfg.delivery.tls == "encrypt" ? delivery::tls_mode::encrypt
                                                     : delivery::tls_mode::may;

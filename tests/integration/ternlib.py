@@ -322,6 +322,7 @@ class ScriptedSession:
         self.commands = []
         self.data = []  # one entry per DATA, dot-stuffed, without the final ".\r\n"
         self.closed = False  # set once the connection is over
+        self.peer = None  # the client's address
 
 
 class ScriptedSMTP:
@@ -381,12 +382,13 @@ class ScriptedSMTP:
     def _accept_loop(self):
         while not self.stopping.is_set():
             try:
-                conn, _ = self.listener.accept()
+                conn, peer = self.listener.accept()
             except (socket.timeout, TimeoutError):
                 continue
             except OSError:
                 return
             sess = ScriptedSession()
+            sess.peer = peer[0]
             with self.lock:
                 self.sessions.append(sess)
             t = threading.Thread(target=self._serve, args=(conn, sess), daemon=True)

@@ -7,9 +7,10 @@ import os
 import re
 import shutil
 import smtplib
+import subprocess
 import unittest
 
-from ternlib import DROP, Dnsmasq, ScriptedSMTP, SmtpSink, Tern, split_received, wait_until
+from ternlib import DROP, TERN, Dnsmasq, ScriptedSMTP, SmtpSink, Tern, split_received, wait_until
 
 SEND_HOST, RECV_HOST, PORT = "127.0.0.10", "127.0.0.11", 2525
 DNS_PORT = 5391
@@ -35,6 +36,8 @@ BARE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 
 # ternlib turns the submission listeners off by default (no port clash).
 NO_SUBMISSION = ""
+# A third Tern for SourceAddress, and the address it sends from.
+SOURCE_HOST, SOURCE_ADDRESS = "127.0.0.20", "127.0.0.9"
 DNS = SEND = RECV = None
 
 
@@ -78,9 +81,9 @@ def message(subject, body=b"hello\r\n", headers=b""):
     return (f"Subject: {subject}\r\nMessage-ID: {mid}\r\n".encode() + headers + b"\r\n" + body), mid
 
 
-def send(body, rcpts, sender="alice@example.test", mail_opts=(), rcpt_opts=()):
+def send(body, rcpts, sender="alice@example.test", mail_opts=(), rcpt_opts=(), host=SEND_HOST):
     """One transaction to the sending Tern with smtplib; the queue ID from its 250."""
-    with smtplib.SMTP(SEND_HOST, PORT, local_hostname="client.test", timeout=10) as s:
+    with smtplib.SMTP(host, PORT, local_hostname="client.test", timeout=10) as s:
         s.ehlo()
         assert s.mail(sender, list(mail_opts))[0] == 250
         for r in rcpts:
@@ -149,6 +152,36 @@ class Base(unittest.TestCase):
         s = ScriptedSMTP(host, PORT, **kw).start()
         self.addCleanup(s.stop)
         return s
+
+
+class SourceAddress(Base):
+    def test_outbound_connections_use_source_address(self):
+        # [delivery] source_address: what a host with several addresses needs
+        # so that its mail leaves from the one its SPF record and PTR name.
+        srv = self.scripted()
+        t = Tern(host=SOURCE_HOST, port=PORT, users=["alice@example.test"], extra=NO_SUBMISSION,
+                 delivery={"dns_servers": [f"127.0.0.1:{DNS_PORT}"], "smtp_port": PORT,
+                           "source_address": SOURCE_ADDRESS})
+        self.addCleanup(shutil.rmtree, t.dir, True)
+        self.addCleanup(t.stop)
+        t.start()
+        qid = send(message("from my address")[0], ["x@scripted.test"], host=SOURCE_HOST)
+        self.assertEqual(self.outcome(qid, "x@scripted.test", "sent", t=t)[1], "2.0.0")
+        self.assertEqual([s.peer for s in srv.sessions], [SOURCE_ADDRESS])
+        # The kernel's choice otherwise (127.0.0.1 on loopback).
+        qid = send(message("from the default")[0], ["y@scripted.test"])
+        self.assertEqual(self.outcome(qid, "y@scripted.test", "sent")[1], "2.0.0")
+        self.assertEqual(srv.sessions[-1].peer, "127.0.0.1")
+        # A source address of the wrong family, or no address at all, is a configuration error.
+        for bad in ('source_address = "::1"', 'source_address6 = "127.0.0.1"', 'source_address = "host.test"'):
+            cfg = os.path.join(t.dir, "bad.toml")
+            with open(t.config) as f:
+                lines = [l for l in f.read().split("\n") if not l.startswith("source_address")]
+            with open(cfg, "w") as out:
+                out.write("\n".join(lines).replace("[delivery]\n", f"[delivery]\n{bad}\n", 1))
+            r = subprocess.run([TERN, "check-config", "--config", cfg], capture_output=True)
+            self.assertNotEqual(r.returncode, 0, bad)
+            self.assertIn(b"must be an IPv", r.stderr, bad)
 
 
 class TwoTerns(Base):
