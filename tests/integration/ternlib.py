@@ -9,13 +9,16 @@ import grp
 import json
 import os
 import pwd
+import re
 import signal
+import smtplib
 import socket
 import subprocess
 import struct
 import tempfile
 import threading
 import time
+import uuid
 
 TERN = os.environ.get("TERN_BIN", os.path.join(os.path.dirname(__file__), "../../build/mta/tern"))
 
@@ -48,6 +51,12 @@ class Tern:
                  domains=None, aliases=None, deliver=True, delivery=None, catch_all=None, run_as=None,
                  run_group="nogroup", hostname="mx.example.test", allow_any_sender=None):
         self.host = host
+        # Every listener, so that start() returns only once all of them take
+        # connections (they are bound one after another).
+        self.listeners = [(host, port)]
+        for ep in [*submission, *submissions, *([http] if http else [])]:
+            h, p = ep.rsplit(":", 1)
+            self.listeners.append((h.strip("[]"), int(p)))
         # run_as: start the server as this unprivileged user (root ignores file
         # permissions, so tests of unwritable directories need one). The CLI stays root.
         self.run_as, self.run_group = run_as, run_group
@@ -120,7 +129,8 @@ networks = {json.dumps(nets)}
             # setpriv execs tern, so self.proc.pid is the server's own PID.
             cmd = ["setpriv", f"--reuid={self.run_as}", f"--regid={self.run_group}", "--clear-groups", *cmd]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
-        wait_port(self.host, self.port)
+        for host, port in self.listeners:
+            wait_port(host, port)
         return self
 
     def _hand_over(self):
@@ -213,6 +223,54 @@ class RawClient:
 
     def close(self):
         self.sock.close()
+
+
+QUEUED_AS = re.compile(r"^2\.0\.0 Ok: queued as (\S+)$")
+
+
+def unique_body(token, seq=0, pad=0, domain="crash.test"):
+    """A message that names itself: Message-ID, X-Token and first line are the token; pad octets of filler."""
+    return (f"Message-ID: <{token}@{domain}>\r\nX-Token: {token}\r\nSubject: t{seq}\r\n\r\n"
+            f"{token}\r\n" + ("y" * 70 + "\r\n") * (pad // 72) + "z" * (seq * 37 % 900) + "\r\n").encode()
+
+
+class AckingSender(threading.Thread):
+    """Sends unique messages to a server that may be killed at any moment, until `stop` is set,
+    reconnecting after every broken connection. Records what the server owes:
+    acked: token -> (qid, rcpt, body) for each 250; cut: token -> rcpt where DATA was sent and the
+    connection died before the reply (stored or not: both are allowed)."""
+
+    def __init__(self, host, port, rcpts, stop, n=0, pad=lambda seq: 0, sender="alice@example.test"):
+        super().__init__(daemon=True)
+        self.host, self.port, self.rcpts, self.stop, self.n = host, port, rcpts, stop, n
+        self.pad, self.sender = pad, sender
+        self.acked, self.cut = {}, {}
+
+    def run(self):
+        seq = 0
+        while not self.stop.is_set():
+            pending = None
+            try:
+                with smtplib.SMTP(self.host, self.port, local_hostname="crash.test", timeout=5) as s:
+                    s.ehlo()
+                    while not self.stop.is_set():
+                        seq += 1
+                        token = uuid.uuid4().hex
+                        rcpt = self.rcpts[(seq + self.n) % len(self.rcpts)]
+                        body = unique_body(token, seq, self.pad(seq))
+                        if s.mail(self.sender)[0] != 250 or s.rcpt(rcpt)[0] != 250:
+                            break
+                        pending = (token, rcpt)
+                        code, msg = s.data(body)
+                        pending = None
+                        m = QUEUED_AS.match(msg.decode(errors="replace"))
+                        if code == 250 and m:
+                            self.acked[token] = (m.group(1), rcpt, body)
+            except (OSError, smtplib.SMTPException):
+                # Killed mid-transaction: nothing acknowledged, nothing owed.
+                if pending:
+                    self.cut[pending[0]] = pending[1]
+                time.sleep(0.02)
 
 
 def wait_until(pred, timeout, step=0.05):

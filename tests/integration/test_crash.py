@@ -2,17 +2,14 @@
 "250 2.0.0 Ok: queued as ID" must survive a crash at any moment, with its
 envelope and its exact bytes. Load comes from 8 smtplib threads, whose
 acknowledgements are recorded, and from smtp-source beside them."""
-import re
 import shutil
-import smtplib
 import subprocess
 import threading
 import time
 import unittest
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from ternlib import Tern
+from ternlib import AckingSender, Tern
 
 HOST, PORT = "127.0.0.24", 2525
 ROUNDS = 3
@@ -22,7 +19,6 @@ MIN_ACKS = 50  # per round; fewer and the round proves too little
 SMTP_SOURCE = ["/usr/sbin/smtp-source", "-s", "10", "-m", "100000", "-l", "2048", "-f", "a@example.test",
                "-t", "bob@example.test", f"{HOST}:{PORT}"]
 RCPTS = ["alice@example.test", "bob@example.test", "carol@example.test"]
-QUEUED = re.compile(rb"^2\.0\.0 Ok: queued as (\S+)$")
 
 
 def after_received(stored):
@@ -39,36 +35,6 @@ def after_received(stored):
             return stored[end:]
 
 
-class Sender(threading.Thread):
-    """Sends unique messages until told to stop; records only what got a 250."""
-
-    def __init__(self, n, stop):
-        super().__init__(daemon=True)
-        self.n, self.stop, self.acked = n, stop, {}  # qid -> (rcpt, body)
-
-    def run(self):
-        seq = 0
-        while not self.stop.is_set():
-            try:
-                with smtplib.SMTP(HOST, PORT, local_hostname="crash.test", timeout=5) as s:
-                    s.ehlo()
-                    while not self.stop.is_set():
-                        seq += 1
-                        token = uuid.uuid4().hex
-                        rcpt = RCPTS[seq % len(RCPTS)]
-                        body = (f"Message-ID: <{token}@crash.test>\r\nSubject: t{self.n}-{seq}\r\n\r\n"
-                                f"{token}\r\n" + "x" * (seq * 37 % 900) + "\r\n").encode()
-                        if s.mail("a@example.test")[0] != 250 or s.rcpt(rcpt)[0] != 250:
-                            break
-                        code, msg = s.data(body)
-                        m = QUEUED.match(msg)
-                        if code == 250 and m:
-                            self.acked[m.group(1).decode()] = (rcpt, body)
-            except (OSError, smtplib.SMTPException):
-                # A crash mid-transaction: nothing acknowledged, nothing owed.
-                time.sleep(0.02)
-
-
 class Crash(unittest.TestCase):
     def test_no_acknowledged_message_lost(self):
         t = Tern(host=HOST, port=PORT, deliver=False)
@@ -78,7 +44,7 @@ class Crash(unittest.TestCase):
         owed = {}  # every acknowledgement of every round: a later crash must not lose it either
         for rnd in range(1, ROUNDS + 1):
             stop = threading.Event()
-            senders = [Sender(i, stop) for i in range(SENDERS)]
+            senders = [AckingSender(HOST, PORT, RCPTS, stop, n=i, sender="a@example.test") for i in range(SENDERS)]
             load = subprocess.Popen(SMTP_SOURCE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 for s in senders:
@@ -92,9 +58,9 @@ class Crash(unittest.TestCase):
                 for s in senders:
                     s.join(timeout=15)
             self.assertFalse(any(s.is_alive() for s in senders), "a sender thread did not stop")
-            acked = {}
+            acked = {}  # qid -> (rcpt, body)
             for s in senders:
-                acked.update(s.acked)
+                acked.update({qid: (rcpt, body) for qid, rcpt, body in s.acked.values()})
             owed.update(acked)
 
             t.start()  # same data_dir: recovery happens here

@@ -6,13 +6,11 @@ allowed and only reported."""
 import os
 import re
 import shutil
-import smtplib
 import threading
 import time
 import unittest
-import uuid
 
-from ternlib import Tern, split_received
+from ternlib import AckingSender, Tern, split_received
 
 HOST, PORT = "127.0.0.26", 2525
 ROUNDS = 3
@@ -21,7 +19,6 @@ RUN_BEFORE_KILL = 1.5  # seconds of load (and delivery) before the SIGKILL
 MIN_ACKS = 50  # per round; fewer and the round proves too little
 DRAIN_TIMEOUT = 30  # seconds for the restarted server to empty the queue
 RCPTS = ["bob@example.test", "carol@example.test"]
-QUEUED = re.compile(rb"^2\.0\.0 Ok: queued as (\S+)$")
 PREFIX = re.compile(rb"^Return-Path: <alice@example\.test>\r\nDelivered-To: ([^\r\n]+)\r\n")
 TOKEN = re.compile(rb"^X-Token: ([0-9a-f]{32})\r$", re.M)
 
@@ -30,37 +27,6 @@ def after_received(rest):
     """What follows our own (folded) Received: header, or None if it is missing."""
     split = split_received(rest) if b"\r\n" in rest else None
     return split[1] if split else None
-
-
-class Sender(threading.Thread):
-    """Sends unique messages until told to stop; records only what got a 250."""
-
-    def __init__(self, n, stop):
-        super().__init__(daemon=True)
-        self.n, self.stop, self.acked = n, stop, {}  # qid -> (rcpt, token, body)
-
-    def run(self):
-        seq = 0
-        while not self.stop.is_set():
-            try:
-                with smtplib.SMTP(HOST, PORT, local_hostname="crash.test", timeout=5) as s:
-                    s.ehlo()
-                    while not self.stop.is_set():
-                        seq += 1
-                        token = uuid.uuid4().hex
-                        rcpt = RCPTS[(seq + self.n) % len(RCPTS)]
-                        body = (f"Message-ID: <{token}@crash.test>\r\nX-Token: {token}\r\n"
-                                f"Subject: t{self.n}-{seq}\r\n\r\n{token}\r\n"
-                                + "x" * (seq * 37 % 900) + "\r\n").encode()
-                        if s.mail("alice@example.test")[0] != 250 or s.rcpt(rcpt)[0] != 250:
-                            break
-                        code, msg = s.data(body)
-                        m = QUEUED.match(msg)
-                        if code == 250 and m:
-                            self.acked[m.group(1).decode()] = (rcpt, token, body)
-            except (OSError, smtplib.SMTPException):
-                # A crash mid-transaction: nothing acknowledged, nothing owed.
-                time.sleep(0.02)
 
 
 def scan_maildirs(mail_dir):
@@ -92,7 +58,7 @@ class DeliveryCrash(unittest.TestCase):
         owed = {}  # every acknowledgement of every round: a later crash must not lose it either
         for rnd in range(1, ROUNDS + 1):
             stop = threading.Event()
-            senders = [Sender(i, stop) for i in range(SENDERS)]
+            senders = [AckingSender(HOST, PORT, RCPTS, stop, n=i) for i in range(SENDERS)]
             try:
                 for s in senders:
                     s.start()
@@ -103,9 +69,9 @@ class DeliveryCrash(unittest.TestCase):
                 for s in senders:
                     s.join(timeout=15)
             self.assertFalse(any(s.is_alive() for s in senders), "a sender thread did not stop")
-            acked = {}
+            acked = {}  # qid -> (rcpt, token, body)
             for s in senders:
-                acked.update(s.acked)
+                acked.update({qid: (rcpt, token, body) for token, (qid, rcpt, body) in s.acked.items()})
             owed.update(acked)
             # Read with the server down, as an operator would: what the crash left undelivered.
             in_queue_at_kill = len(t.queue_list())

@@ -19,7 +19,7 @@ import unittest
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from ternlib import (DripSMTP, Dnsmasq, ScriptedSMTP, SilentUDP, Tern, Tmpfs, split_received,
+from ternlib import (AckingSender, DripSMTP, Dnsmasq, ScriptedSMTP, SilentUDP, Tern, Tmpfs, split_received,
                      wait_until)
 
 PORT = 2525
@@ -142,41 +142,6 @@ KILL_RCPTS = ["bob@example.test", "carol@example.test", "bob@example.test", "dav
 KILL_MIN_ACKS = 300  # over all rounds; fewer and the test proves too little
 
 
-class Sender(threading.Thread):
-    """Sends unique messages until told to stop; records only what got a 250."""
-
-    def __init__(self, n, stop, rnd):
-        super().__init__(daemon=True)
-        self.n, self.stop, self.rnd, self.acked = n, stop, rnd, {}  # token -> (qid, rcpt, body)
-        self.cut = {}  # token -> rcpt: DATA sent, the connection died before the reply
-
-    def run(self):
-        seq, pending = 0, None
-        while not self.stop.is_set():
-            pending = None
-            try:
-                with smtplib.SMTP(KILL_HOST, PORT, local_hostname="crash.test", timeout=5) as s:
-                    s.ehlo()
-                    while not self.stop.is_set():
-                        seq += 1
-                        token = uuid.uuid4().hex
-                        rcpt = KILL_RCPTS[(seq + self.n + self.rnd) % len(KILL_RCPTS)]
-                        body = body_for(token, seq, pad=(seq * 911) % 6000)
-                        if s.mail("alice@example.test")[0] != 250 or s.rcpt(rcpt)[0] != 250:
-                            break
-                        pending = (token, rcpt)
-                        code, msg = s.data(body)
-                        pending = None
-                        qid = qid_of(msg)
-                        if code == 250 and qid:
-                            self.acked[token] = (qid, rcpt, body)
-            except (OSError, smtplib.SMTPException):
-                # Killed mid-transaction: nothing acknowledged, nothing owed.
-                if pending:
-                    self.cut[pending[0]] = pending[1]
-                time.sleep(0.02)
-
-
 class KillUnderLoad(Base):
     def test_random_sigkill_under_load_loses_nothing(self):
         remote = ScriptedSMTP(KILL_REMOTE, PORT).start()
@@ -191,7 +156,8 @@ class KillUnderLoad(Base):
             if rnd:
                 t.start()  # same data_dir: leases released, delivery resumes
             stop = threading.Event()
-            senders = [Sender(i, stop, rnd) for i in range(KILL_SENDERS)]
+            senders = [AckingSender(KILL_HOST, PORT, KILL_RCPTS, stop, n=i + rnd, pad=lambda seq: seq * 911 % 6000)
+                       for i in range(KILL_SENDERS)]
             try:
                 for s in senders:
                     s.start()
