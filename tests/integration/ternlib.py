@@ -383,7 +383,52 @@ class ScriptedSession:
         self.peer = None  # the client's address
 
 
-class ScriptedSMTP:
+class ThreadedServer:
+    """A TCP listener on host:port with an accept thread and one thread per
+    connection, each running handle(conn, peer_address); stop() ends them all."""
+
+    backlog = 16
+
+    def __init__(self, host, port):
+        self.host, self.port = host, port
+        self.lock, self.stopping, self.threads, self.listener = threading.Lock(), threading.Event(), [], None
+
+    def start(self):
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((self.host, self.port))
+        self.listener.listen(self.backlog)
+        self.listener.settimeout(0.1)
+        t = threading.Thread(target=self._accept_loop, daemon=True)
+        t.start()
+        self.threads.append(t)
+        return self
+
+    def stop(self):
+        self.stopping.set()
+        for t in list(self.threads):
+            t.join(timeout=5)
+        if self.listener:
+            self.listener.close()
+            self.listener = None
+
+    def _accept_loop(self):
+        while not self.stopping.is_set():
+            try:
+                conn, peer = self.listener.accept()
+            except (socket.timeout, TimeoutError):
+                continue
+            except OSError:
+                return
+            t = threading.Thread(target=self.handle, args=(conn, peer[0]), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def handle(self, conn, peer):
+        raise NotImplementedError
+
+
+class ScriptedSMTP(ThreadedServer):
     """A scripted SMTP server in threads. `replies` maps "greeting", a verb
     ("EHLO", "MAIL", "RCPT", "DATA", …) or "DOT" (end of data) to a reply
     string, to DROP, or to a function of the command line returning either.
@@ -399,33 +444,10 @@ class ScriptedSMTP:
                "RSET": "250 2.0.0 Ok", "NOOP": "250 2.0.0 Ok", "QUIT": "221 2.0.0 Bye"}
 
     def __init__(self, host, port, replies=None, drop_data_after=None, idle_close=None):
-        self.host, self.port = host, port
+        super().__init__(host, port)
         self.replies = dict(self.DEFAULT, **(replies or {}))
         self.drop_data_after, self.idle_close = drop_data_after, idle_close
         self.sessions = []
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-        self.threads = []
-        self.listener = None
-
-    def start(self):
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((self.host, self.port))
-        self.listener.listen(16)
-        self.listener.settimeout(0.2)
-        t = threading.Thread(target=self._accept_loop, daemon=True)
-        t.start()
-        self.threads.append(t)
-        return self
-
-    def stop(self):
-        self.stopping.set()
-        for t in list(self.threads):
-            t.join(timeout=5)
-        if self.listener:
-            self.listener.close()
-            self.listener = None
 
     def commands(self):
         """Every command line received, over all sessions."""
@@ -437,21 +459,12 @@ class ScriptedSMTP:
         with self.lock:
             return [d for s in self.sessions for d in s.data]
 
-    def _accept_loop(self):
-        while not self.stopping.is_set():
-            try:
-                conn, peer = self.listener.accept()
-            except (socket.timeout, TimeoutError):
-                continue
-            except OSError:
-                return
-            sess = ScriptedSession()
-            sess.peer = peer[0]
-            with self.lock:
-                self.sessions.append(sess)
-            t = threading.Thread(target=self._serve, args=(conn, sess), daemon=True)
-            t.start()
-            self.threads.append(t)
+    def handle(self, conn, peer):
+        sess = ScriptedSession()
+        sess.peer = peer
+        with self.lock:
+            self.sessions.append(sess)
+        self._serve(conn, sess)
 
     def _reply(self, key, line):
         r = self.replies.get(key, "502 5.5.2 Error: command not recognized")
@@ -622,43 +635,22 @@ class SilentUDP:
             self.sock = None
 
 
-class DripSMTP:
+class DripSMTP(ThreadedServer):
     """A remote SMTP server that answers one byte per second: each connection
     gets `text` (a greeting that never ends) at `rate` bytes a second for
     `seconds`, then is closed. `open` counts connections being dripped on."""
 
+    backlog = 64
+
     def __init__(self, host, port, seconds, rate=1.0, text=b"220-drip.test slow " + b"." * 4000):
-        self.host, self.port, self.seconds, self.rate, self.text = host, port, seconds, rate, text
+        super().__init__(host, port)
+        self.seconds, self.rate, self.text = seconds, rate, text
         self.connections, self.open, self.sent = 0, 0, 0
-        self.lock, self.stopping, self.threads, self.listener = threading.Lock(), threading.Event(), [], None
 
-    def start(self):
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((self.host, self.port))
-        self.listener.listen(64)
-        self.listener.settimeout(0.1)
-        t = threading.Thread(target=self._accept_loop, daemon=True)
-        t.start()
-        self.threads.append(t)
-        return self
-
-    def _accept_loop(self):
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except (socket.timeout, TimeoutError):
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-                self.open += 1
-            t = threading.Thread(target=self._drip, args=(conn,), daemon=True)
-            t.start()
-            self.threads.append(t)
-
-    def _drip(self, conn):
+    def handle(self, conn, peer):
+        with self.lock:
+            self.connections += 1
+            self.open += 1
         try:
             end = time.monotonic() + self.seconds
             for b in self.text:
@@ -674,11 +666,3 @@ class DripSMTP:
             conn.close()
             with self.lock:
                 self.open -= 1
-
-    def stop(self):
-        self.stopping.set()
-        for t in list(self.threads):
-            t.join(timeout=5)
-        if self.listener:
-            self.listener.close()
-            self.listener = None
