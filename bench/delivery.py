@@ -24,10 +24,10 @@ quarter of the estimated time still needed, between 5 ms and 100 ms.
 """
 import json
 import os
-import subprocess
 import sys
-import threading
 import time
+
+from timed_run import TimedRun
 
 
 STALL = 60.0
@@ -48,20 +48,9 @@ def main():
     baseline = count(newdir)
     goal = baseline + want
 
-    with open(logfile, "ab") as log:
-        t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    run = TimedRun(cmd, logfile)
+    t0 = run.t0
     deadline = t0 + timeout
-    # The exit time of the load generator to the millisecond, whatever the
-    # polling interval: a thread waits for it.
-    exited = {}
-
-    def reap():
-        proc.wait()
-        exited["s"] = time.monotonic() - t0
-
-    waiter = threading.Thread(target=reap, daemon=True)
-    waiter.start()
     delivered_s = None
     n = baseline
     last_n, last_change = baseline, t0
@@ -77,7 +66,7 @@ def main():
             last_n, last_change = n, now
         # Give up early when nothing more can come: the load generator failed,
         # or it is done and no file has arrived for STALL seconds.
-        if "s" in exited and (proc.returncode != 0 or now - last_change > STALL):
+        if run.exited_s is not None and (run.returncode != 0 or now - last_change > STALL):
             break
         elapsed = now - t0
         rate = (n - baseline) / elapsed if elapsed > 0 and n > baseline else 0.0
@@ -86,12 +75,8 @@ def main():
 
     # The load generator normally exits before the last delivery; give it the
     # rest of the time budget, then stop it (it is our own child).
-    waiter.join(timeout=max(0.1, deadline - time.monotonic()))
-    source_s = exited.get("s")
-    if waiter.is_alive():
-        proc.kill()
-        waiter.join()
-    rc = proc.returncode
+    rc = run.finish(deadline)
+    source_s = run.exited_s
     print(json.dumps({
         "delivered_s": None if delivered_s is None else round(delivered_s, 3),
         "source_s": None if source_s is None else round(source_s, 3),

@@ -41,8 +41,9 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
+
+from timed_run import TimedRun
 
 STALL = 60.0
 MESG = re.compile(rb"mesg=(\d+)")
@@ -113,18 +114,10 @@ def main():
     sink_base, sent_base = sink.poll(), log.poll()
     bad_base = log.bad
 
-    with open(logfile, "ab") as out:
-        t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    run = TimedRun(cmd, logfile)
+    t0 = run.t0
     deadline = t0 + timeout
-    exited = {}
-
-    def reap():
-        proc.wait()
-        exited["s"] = time.monotonic() - t0
-
-    waiter = threading.Thread(target=reap, daemon=True)
-    waiter.start()
+    sink_at_exit = None
 
     sink_s = sent_s = done_s = None
     q = None
@@ -134,8 +127,8 @@ def main():
         now = time.monotonic()
         elapsed = now - t0
         s, l = sink.poll() - sink_base, log.poll() - sent_base
-        if "s" in exited and "sink" not in exited:
-            exited["sink"] = s  # within one poll interval of the exit
+        if run.exited_s is not None and sink_at_exit is None:
+            sink_at_exit = s  # within one poll interval of the exit
         if sink_s is None and s >= want:
             sink_s = elapsed
         if sent_s is None and l >= want:
@@ -156,7 +149,7 @@ def main():
             break
         if s + l != last_total:
             last_total, last_change = s + l, now
-        if "s" in exited and (proc.returncode != 0 or now - last_change > STALL):
+        if run.exited_s is not None and (run.returncode != 0 or now - last_change > STALL):
             break
         done = min(s, l)
         rate = done / elapsed if elapsed > 0 and done > 0 else 0.0
@@ -165,18 +158,14 @@ def main():
             wait = 0.05  # only the queue is left to empty
         time.sleep(min(0.1, max(0.005, wait), max(0.0, deadline - now)))
 
-    waiter.join(timeout=max(0.1, deadline - time.monotonic()))
-    if waiter.is_alive():
-        proc.kill()
-        waiter.join()
+    rc = run.finish(deadline)
     r = lambda x: None if x is None else round(x, 3)
-    rc = proc.returncode
     # Late lines (a duplicate, a deferral) still count against the run.
     time.sleep(0.2)
     print(json.dumps({
         "done_s": r(done_s), "sink_s": r(sink_s), "sent_s": r(sent_s),
-        "source_s": r(exited.get("s")), "source_rc": rc,
-        "sink_at_source_exit": exited.get("sink"),
+        "source_s": r(run.exited_s), "source_rc": rc,
+        "sink_at_source_exit": sink_at_exit,
         "sink": sink.poll() - sink_base, "sent": log.poll() - sent_base, "bad": log.bad - bad_base,
         "queued": q, "progress": progress, "timed_out": done_s is None,
     }))
