@@ -6,31 +6,49 @@
 
 namespace mailbox {
 
-directory::directory() : users_(std::make_unique<shared_users>()) {
-  users_->current = std::make_shared<const users_map>();
+directory::directory() : shared_(std::make_unique<shared_entries>()) {
+  shared_->current = std::make_shared<const entries>();
 }
 
 directory::directory(std::vector<std::string> domains, users_map users,
                      std::map<std::string, std::vector<std::string>> aliases, std::map<std::string, std::string> catch_all)
     : directory() {
-  replace_users(std::move(users));
   for (auto& d : domains) domains_.push_back(smtp::lower(d));
-  for (auto& [d, target] : catch_all) catch_all_[smtp::lower(d)] = target;
-  for (auto& [k, v] : aliases) {
-    auto key = smtp::parse_mailbox(k);
-    aliases_[key ? canonical(*key) : smtp::lower(k)] = std::move(v);
-  }
+  replace_users(std::move(users));
+  replace_aliases(aliases, catch_all);
+}
+
+std::shared_ptr<const directory::entries> directory::current() const {
+  std::lock_guard lock(shared_->m);
+  return shared_->current;
 }
 
 std::shared_ptr<const users_map> directory::users() const {
-  std::lock_guard lock(users_->m);
-  return users_->current;
+  auto e = current();
+  return std::shared_ptr<const users_map>(e, &e->users);  // shares ownership of the snapshot
 }
 
 void directory::replace_users(users_map users) {
-  auto next = std::make_shared<const users_map>(std::move(users));
-  std::lock_guard lock(users_->m);
-  users_->current = std::move(next);
+  std::lock_guard lock(shared_->m);
+  auto next = std::make_shared<entries>(*shared_->current);
+  next->users = std::move(users);
+  shared_->current = std::move(next);
+}
+
+void directory::replace_aliases(const std::map<std::string, std::vector<std::string>>& aliases,
+                                const std::map<std::string, std::string>& catch_all) {
+  std::map<std::string, std::vector<std::string>> a;
+  for (const auto& [k, v] : aliases) {
+    const auto key = smtp::parse_mailbox(k);
+    a[key ? canonical(*key) : smtp::lower(k)] = v;
+  }
+  std::map<std::string, std::string> c;
+  for (const auto& [d, target] : catch_all) c[smtp::lower(d)] = target;
+  std::lock_guard lock(shared_->m);
+  auto next = std::make_shared<entries>(*shared_->current);
+  next->aliases = std::move(a);
+  next->catch_all = std::move(c);
+  shared_->current = std::move(next);
 }
 
 std::optional<std::string> directory::password_hash(const std::string& user) const {
@@ -61,7 +79,8 @@ bool directory::exists(const smtp::address& a) const {
   }
   if (!is_local_domain(full.domain)) return false;
   const auto key = canonical(full);
-  return users()->count(key) > 0 || aliases_.count(key) > 0 || catch_all_.count(smtp::lower(full.domain)) > 0;
+  const auto e = current();
+  return e->users.count(key) > 0 || e->aliases.count(key) > 0 || e->catch_all.count(smtp::lower(full.domain)) > 0;
 }
 
 namespace {
@@ -73,7 +92,7 @@ constexpr int max_alias_depth = 20;
 
 directory::expansion directory::expand(const smtp::address& a) const {
   expansion out;
-  const auto users = this->users();  // one snapshot for the whole expansion
+  const auto e = current();  // one snapshot for the whole expansion
   std::set<std::string> seen_local, seen_remote;
   std::vector<std::string> path;
   // Returns false to stop (error recorded in `out`).
@@ -91,12 +110,12 @@ directory::expansion directory::expand(const smtp::address& a) const {
       out.detail = "alias loop at " + key;
       return false;
     }
-    if (auto it = aliases_.find(key); it != aliases_.end()) {
+    if (auto it = e->aliases.find(key); it != e->aliases.end()) {
       path.push_back(key);
       for (const auto& target : it->second) {
         const auto t = smtp::parse_mailbox(target);
         if (!t) continue;  // rejected when the configuration was loaded
-        if (canonical(*t) == key && users->count(key)) {  // "alice: alice, backup" keeps a copy
+        if (canonical(*t) == key && e->users.count(key)) {  // "alice: alice, backup" keeps a copy
           if (seen_local.insert(key).second) out.local.push_back(key);
           continue;
         }
@@ -105,11 +124,11 @@ directory::expansion directory::expand(const smtp::address& a) const {
       path.pop_back();
       return true;
     }
-    if (users->count(key)) {
+    if (e->users.count(key)) {
       if (seen_local.insert(key).second) out.local.push_back(key);
       return true;
     }
-    if (auto c = catch_all_.find(smtp::lower(full.domain)); c != catch_all_.end() && depth == 0) {
+    if (auto c = e->catch_all.find(smtp::lower(full.domain)); c != e->catch_all.end() && depth == 0) {
       if (const auto t = smtp::parse_mailbox(c->second)) return visit(*t, depth + 1);
     }
     out.error = expansion::problem::unknown;

@@ -3,11 +3,11 @@
 // "user+tag@domain" is the same mailbox as "user@domain" (sub-addressing).
 // It answers questions; it does not deliver and does not read configuration.
 //
-// The users (from the users file, with their password hashes) can be replaced
-// while the server runs (`tern serve` re-reads the file on SIGHUP and when it
-// changes): every question takes the users of one moment, so a lookup never
-// sees half of an old file and half of a new one. Domains, aliases and
-// catch-alls come from the configuration and stay fixed.
+// The users (from the users file, with their password hashes), the aliases
+// and the catch-alls can be replaced while the server runs (`tern serve`
+// re-reads them on SIGHUP and when their file changes): every question takes
+// one snapshot, so a lookup never sees half of an old table and half of a new
+// one. The local domains stay fixed.
 #pragma once
 
 #include <filesystem>
@@ -64,19 +64,26 @@ class directory {
   // The hash of a user's password (canonical address); nullopt for no such user.
   std::optional<std::string> password_hash(const std::string& user) const;
 
-  // The users as of now, and their replacement (safe while other threads ask).
+  // What can change while the server runs, as of now.
+  struct entries {
+    users_map users;
+    std::map<std::string, std::vector<std::string>> aliases;  // canonical address -> targets
+    std::map<std::string, std::string> catch_all;             // lower-case domain -> address
+  };
+  std::shared_ptr<const entries> current() const;
   std::shared_ptr<const users_map> users() const;
+  // Replacements, safe while other threads ask; each keeps the other part.
   void replace_users(users_map users);
+  void replace_aliases(const std::map<std::string, std::vector<std::string>>& aliases,
+                       const std::map<std::string, std::string>& catch_all);
 
  private:
-  struct shared_users {
+  struct shared_entries {
     mutable std::mutex m;
-    std::shared_ptr<const users_map> current;
+    std::shared_ptr<const entries> current;
   };
-  std::vector<std::string> domains_;  // lower case
-  std::unique_ptr<shared_users> users_;  // a pointer, so that a directory can move
-  std::map<std::string, std::vector<std::string>> aliases_;
-  std::map<std::string, std::string> catch_all_;  // domain -> address
+  std::vector<std::string> domains_;       // lower case
+  std::unique_ptr<shared_entries> shared_;  // a pointer, so that a directory can move
 };
 
 struct users_file_error {

@@ -338,7 +338,9 @@ std::variant<config, config_error> load_config(const std::filesystem::path& path
   if (!in) return config_error{file, 0, "cannot read"};
   std::stringstream text;
   text << in.rdbuf();
-  return load_config_text(text.str(), file);
+  auto r = load_config_text(text.str(), file);
+  if (auto* c = std::get_if<config>(&r)) c->file = path;
+  return r;
 }
 
 }  // namespace mta

@@ -71,6 +71,7 @@ struct delivery_config {
 
 struct config {
   std::string source = "built-in development default";
+  std::filesystem::path file;  // what it was read from; empty: the built-in default
   std::string hostname = "mx.example.test";
   std::filesystem::path data_dir = "./var";
   unsigned threads = 0;  // 0: one per core

@@ -25,7 +25,7 @@
 #include "mta/maillog.hpp"
 #include "mta/server_context.hpp"
 #include "mta/smtp_connection.hpp"
-#include "mta/users_reloader.hpp"
+#include "mta/directory_reloader.hpp"
 
 namespace mta {
 namespace net = boost::asio;
@@ -124,13 +124,14 @@ net::awaitable<void> http_accept_loop(tcp::acceptor& acc, server_context& ctx, h
 }
 
 // Waits until every session has ended or the grace period is over.
-// Looks at the users file every 2 s until the timer is cancelled (shutdown).
-net::awaitable<void> watch_users_file(net::steady_timer& timer, users_reloader& users) {
+// Looks at the users and configuration files every 2 s until the timer is
+// cancelled (shutdown).
+net::awaitable<void> watch_directory_files(net::steady_timer& timer, directory_reloader& files) {
   for (;;) {
     timer.expires_after(std::chrono::seconds(2));
     auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));
     if (ec) co_return;
-    users.poll();
+    files.poll();
   }
 }
 
@@ -219,9 +220,9 @@ int run_server(const server_deps& deps) {
 
   net::signal_set hup(ioc, SIGHUP);
   net::signal_set signals(ioc, SIGINT, SIGTERM);
-  users_reloader users(deps.dir, cfg.local.users_file);
-  net::steady_timer users_timer(ioc);
-  net::co_spawn(ioc, watch_users_file(users_timer, users), net::detached);
+  directory_reloader directory_files(deps.dir, cfg.local.users_file, cfg.file);
+  net::steady_timer files_timer(ioc);
+  net::co_spawn(ioc, watch_directory_files(files_timer, directory_files), net::detached);
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
     maillog::info("signal {} received, shutting down", sig);
@@ -237,14 +238,14 @@ int run_server(const server_deps& deps) {
     ctx.connections.stop_all();
     keep_alive.clear();
     hup.cancel();
-    users_timer.cancel();
+    files_timer.cancel();
     net::co_spawn(ioc, drain(ctx, pool), net::detached);
   });
-  // SIGHUP reloads the certificate (sessions already in TLS keep theirs) and
-  // the users file.
+  // SIGHUP reloads the certificate (sessions already in TLS keep theirs), the
+  // users file, and the aliases and catch-alls of the configuration.
   std::function<void(boost::system::error_code, int)> on_hup = [&](boost::system::error_code ec, int) {
     if (ec) return;
-    users.reload();
+    directory_files.reload();
     const auto err = ctx.tls.load();
     if (err.empty())
       maillog::info("TLS certificate reloaded from {}", ctx.tls.cert_file().string());

@@ -442,6 +442,31 @@ class UserCli(Base):
         self.expect(mx.cmd(b"RCPT TO:<bob@example.test>"), 250)
 
 
+    def test_running_server_takes_alias_changes_on_sighup(self):
+        # Aliases live in the configuration: SIGHUP (or a settled change to
+        # the file) re-reads them; the rest of the file waits for a restart.
+        t = self.tern()
+        mx = self.connect(port=SMTP, source="127.0.0.44", starttls=False)
+        self.expect(mx.cmd(b"MAIL FROM:<x@remote.test>"), 250)
+        self.expect(mx.cmd(b"RCPT TO:<support@example.test>"), 550, "5.1.1")
+        with open(t.config) as f:
+            text = f.read()
+        sales = '"sales@example.test" = ["alice@example.test"]'
+        self.assertIn(sales, text)
+        with open(t.config, "w") as f:
+            f.write(text.replace(sales, sales + '\n"support@example.test" = ["bob@example.test"]'))
+        t.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_until(lambda: "aliases reloaded" in t.logs(), timeout=10), t.logs()[-500:])
+        self.expect(mx.cmd(b"RCPT TO:<support@example.test>"), 250)
+        # A configuration that does not parse is refused whole: the aliases stay.
+        with open(t.config, "a") as f:
+            f.write("\n[local\n")
+        t.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_until(lambda: "keeping the aliases loaded before" in t.logs(), timeout=10), t.logs()[-500:])
+        self.expect(mx.cmd(b"RCPT TO:<support@example.test>"), 250)
+        self.expect(mx.cmd(b"RCPT TO:<sales@example.test>"), 250)
+
+
 class Logging(Base):
     def test_password_never_logged(self):
         t = self.tern()
