@@ -6,8 +6,8 @@
 Takes the last LAST lines matching SENT_RE (one per relayed recipient) and
 prints one JSON line with p50_ms, p90_ms, p99_ms, max_ms, mean_ms and n.
 
-tern:    Tern logs delay= in whole seconds only, so the time is taken from
-         the millisecond timestamps instead: from the message's
+tern:    the millisecond timestamps of the log lines (Tern's own delay= has
+         10 ms resolution, like Postfix's): from the message's
          "ID: from=<...> ... (queue active)" line (written once it is
          committed, just before its 250) to its "ID: to=<...> status=sent" line.
 postfix: the delay= field (arrival to sent, 10 ms resolution); also the means

@@ -4,6 +4,7 @@
 // outcome. The dispatcher leases, starts remote deliveries and sleeps.
 #include "delivery/scheduler.hpp"
 
+#include <chrono>
 #include <ctime>
 #include <future>  // run_sync
 #include <memory>
@@ -11,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "delivery/delay_text.hpp"
 #include "delivery/dsn.hpp"
 #include "queue/admin.hpp"
 #include "smtp/address.hpp"
@@ -297,8 +299,15 @@ void scheduler::record(const std::vector<queue::due_recipient>& group, std::vect
   struct done_info {
     std::string line;
     queue::rcpt_status status;
-    std::int64_t delay;
+    double delay;
   };
+  // From arrival (the queue ID is its timestamp in microseconds) to now.
+  const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const auto arrived_us = queue::id_generator::decode(first.message_id);
+  const double delay = arrived_us ? static_cast<double>(now_us - static_cast<std::int64_t>(*arrived_us)) / 1e6
+                                  : static_cast<double>(now - first.received_at);
   auto recs = std::make_shared<std::vector<queue::outcome_record>>();
   auto extra = std::make_shared<std::vector<queue::new_message>>();
   auto done = std::make_shared<std::vector<done_info>>();
@@ -358,9 +367,8 @@ void scheduler::record(const std::vector<queue::due_recipient>& group, std::vect
                                                                            : "bounced";
     // Postfix style: a remote reply is quoted whole, a local result as its text.
     const auto detail = o.relay == "local" || o.relay == "none" ? o.reply.lines.front() : o.reply.summary();
-    const auto delay = now - r.received_at;
     done->push_back({fmt::format("{}: to=<{}>, relay={}, delay={}, dsn={}, status={} ({}{})", r.message_id,
-                                 r.address, o.relay, delay, dsn_status, status_word, detail,
+                                 r.address, o.relay, delay_text(delay), dsn_status, status_word, detail,
                                  dsn_status == "4.4.7" ? ", delivery time expired" : ""),
                      rec.status, delay});
     recs->push_back(std::move(rec));
@@ -406,7 +414,7 @@ void scheduler::record(const std::vector<queue::due_recipient>& group, std::vect
             log_(d.line);
             if (d.status == queue::rcpt_status::delivered) {
               ++counters_.delivered;
-              delivery_seconds_.observe(static_cast<double>(d.delay));
+              delivery_seconds_.observe(d.delay);
             } else if (d.status == queue::rcpt_status::deferred) {
               ++counters_.deferred;
             } else {

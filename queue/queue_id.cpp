@@ -14,6 +14,18 @@ std::string id_generator::encode(std::uint64_t v) {
   return out;
 }
 
+std::optional<std::uint64_t> id_generator::decode(std::string_view id) {
+  static constexpr std::string_view alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+  if (id.size() != 12) return std::nullopt;
+  std::uint64_t v = 0;
+  for (const char c : id) {
+    const auto d = alphabet.find(c);
+    if (d == std::string_view::npos) return std::nullopt;
+    v = (v << 5) | d;
+  }
+  return v;
+}
+
 std::string id_generator::next() {
   using namespace std::chrono;
   const auto now = static_cast<std::uint64_t>(

@@ -324,7 +324,7 @@ class DiskFullMailbox(Base):
         for qid, rcpt, _ in owed.values():
             m = self.wait_status(t, qid, "deferred", 10)
             self.assertRegex(m["recipients"][0]["last_reply"], r"^452 4\.3\.0 ", m)
-            self.assertRegex(t.logs(), rf"{qid}: to=<{re.escape(rcpt)}>, relay=local, delay=\d+, dsn=4\.3\.0, "
+            self.assertRegex(t.logs(), rf"{qid}: to=<{re.escape(rcpt)}>, relay=local, delay=[\d.]+, dsn=4\.3\.0, "
                                        r"status=deferred \(")
         before = maildir_copies(t.mail_dir)
         self.assertFalse(set(owed) & set(before), "delivered although the disk was full")

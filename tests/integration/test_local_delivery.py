@@ -121,7 +121,7 @@ class Deliver(Base):
         self.assertEqual(int(m.group(3)), t.proc.pid)
         self.assertEqual(int(m.group(5)), os.path.getsize(files[0]))
         self.assertLessEqual(abs(int(m.group(1)) - time.time()), 60)
-        self.assertRegex(t.logs(), rf"{qid}: to=<bob@example\.test>, relay=local, delay=\d+, dsn=2\.0\.0, "
+        self.assertRegex(t.logs(), rf"{qid}: to=<bob@example\.test>, relay=local, delay=[\d.]+, dsn=2\.0\.0, "
                                    r"status=sent \(delivered to maildir\)")
         self.assertIn(f"{qid}: removed", t.logs())
         self.assertNotIn(qid, t.cli("queue", "list").stdout.decode())
@@ -184,7 +184,7 @@ class Addressing(Base):
         qid = send(b"Subject: round and round\r\n\r\nloop\r\n", rcpts=["loop-a@example.test"])
         files = self.wait_mails(t, "alice", 1)
         self.wait_gone(t, qid)
-        self.assertRegex(t.logs(), rf"{qid}: to=<loop-a@example\.test>, relay=local, delay=\d+, dsn=5\.4\.6, "
+        self.assertRegex(t.logs(), rf"{qid}: to=<loop-a@example\.test>, relay=local, delay=[\d.]+, dsn=5\.4\.6, "
                                    r"status=bounced \(<loop-a@example\.test>: alias loop at ")
         self.assertRegex(t.logs(), rf"{qid}: sender non-delivery notification: \S+")
         msg = self.dsn(files[0])
@@ -211,7 +211,7 @@ class BrokenRoot(Base):
         qid = send(b"Subject: patience\r\n\r\nwait for it\r\n")
         rows = self.wait_rcpt(t, qid, "deferred")
         self.assertRegex(rows[0]["last_reply"], reply_re)
-        self.assertRegex(t.logs(), rf"{qid}: to=<bob@example\.test>, relay=local, delay=\d+, dsn={status}, "
+        self.assertRegex(t.logs(), rf"{qid}: to=<bob@example\.test>, relay=local, delay=[\d.]+, dsn={status}, "
                                    r"status=deferred \(")
         listing = t.cli("queue", "list").stdout.decode()
         self.assertRegex(listing, rf"deferred\s+<bob@example\.test> \({re.escape(rows[0]['last_reply'])}\)")
@@ -303,9 +303,9 @@ class Expiry(Base):
         for key, qid in self.ids.items():
             relay = r"127\.0\.0\.1\[127\.0\.0\.1\]:9"
             refused = rf"451 4\.4\.1 connect to {relay}: Connection refused"
-            self.assertRegex(log, rf"{qid}: to=<someone@remote\.test>, relay={relay}, delay=\d+, dsn=4\.4\.7, "
+            self.assertRegex(log, rf"{qid}: to=<someone@remote\.test>, relay={relay}, delay=[\d.]+, dsn=4\.4\.7, "
                                   rf"status=bounced \({refused}, delivery time expired\)")
-            self.assertRegex(log, rf"{qid}: to=<someone@remote\.test>, relay={relay}, delay=\d+, dsn=4\.4\.1, "
+            self.assertRegex(log, rf"{qid}: to=<someone@remote\.test>, relay={relay}, delay=[\d.]+, dsn=4\.4\.1, "
                                   rf"status=deferred \({refused}\)")
 
     def test_bounce_is_a_delivery_status_report(self):

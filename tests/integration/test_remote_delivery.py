@@ -116,7 +116,7 @@ class Base(unittest.TestCase):
         """(relay, dsn, detail) of the first log line for rcpt with this status (a regex) after `since`;
         relay without the TLS details that follow it when the connection was encrypted."""
         t = t or SEND
-        pat = re.compile(rf"{qid}: to=<{re.escape(rcpt)}>, relay=(\S+)(?: \([^)]*\))?, delay=\d+, dsn=(\S+), "
+        pat = re.compile(rf"{qid}: to=<{re.escape(rcpt)}>, relay=(\S+)(?: \([^)]*\))?, delay=[\d.]+, dsn=(\S+), "
                          rf"status=(?:{status}) \((.*)\)$", re.M)
         m = wait_until(lambda: pat.search(t.logs(), since), timeout, 0.1)
         self.assertTrue(m, f"no status={status} for {rcpt} ({qid}) in:\n{t.logs()[-3000:]}")
@@ -428,7 +428,7 @@ class Sink(Base):
         with smtplib.SMTP(SEND_HOST, PORT, local_hostname="client.test", timeout=10) as s:
             for i in range(20):
                 s.sendmail("alice@example.test", [f"u{i}@sink.test"], message(f"sink {i}")[0])
-        logs = wait_until(lambda: len(re.findall(rf"relay={re.escape(SINK)}\[{re.escape(SINK)}\]:{PORT}, delay=\d+, "
+        logs = wait_until(lambda: len(re.findall(rf"relay={re.escape(SINK)}\[{re.escape(SINK)}\]:{PORT}, delay=[\d.]+, "
                                                  r"dsn=2\.0\.0, status=sent \(250 ", SEND.logs())) >= 20
                           and SEND.logs(), 20, 0.1)
         self.assertTrue(logs, SEND.logs()[-3000:])

@@ -2,6 +2,8 @@
 // reopen, read back byte for byte, and the management queries.
 #include <catch2/catch.hpp>
 
+#include <chrono>
+
 #include <filesystem>
 #include <future>
 #include <set>
@@ -62,6 +64,21 @@ TEST_CASE("queue ids are unique, fixed width and sorted by time") {
   for (const auto& id : ids) CHECK(id.size() == 12);
   CHECK(queue::id_generator::encode(0) == "000000000000");
   CHECK(queue::id_generator::encode(31) == "00000000000Z");
+}
+
+TEST_CASE("a queue id gives back the microsecond it was made at") {
+  using namespace std::chrono;
+  const auto before = duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+  queue::id_generator g;
+  const auto at = queue::id_generator::decode(g.next());
+  const auto after = duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+  REQUIRE(at);
+  CHECK(static_cast<std::int64_t>(*at) >= before);
+  CHECK(static_cast<std::int64_t>(*at) <= after);
+  CHECK(queue::id_generator::decode(queue::id_generator::encode(123456789)) == 123456789u);
+  CHECK_FALSE(queue::id_generator::decode("01K1E05B4Z2"));    // too short
+  CHECK_FALSE(queue::id_generator::decode("01K1E05B4Z2U"));   // U is not in the alphabet
+  CHECK_FALSE(queue::id_generator::decode("01k1e05b4z2t"));   // lower case is not how we write them
 }
 
 TEST_CASE("enqueue, reopen, read back byte for byte") {

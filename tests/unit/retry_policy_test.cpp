@@ -2,6 +2,7 @@
 // jitter within ±10 %, nothing past the queue lifetime.
 #include <catch2/catch.hpp>
 
+#include "delivery/delay_text.hpp"
 #include "delivery/retry_policy.hpp"
 
 TEST_CASE("retry schedule without jitter") {
@@ -28,4 +29,16 @@ TEST_CASE("the queue lifetime ends retries") {
   CHECK_FALSE(delivery::next_attempt(cfg, 0, 40, cfg.lifetime, 0.5));
   // Close to the end, the last try is at the end of the lifetime, not past it.
   CHECK(delivery::next_attempt(cfg, 0, 40, cfg.lifetime - 60, 0.5) == cfg.lifetime);
+}
+
+TEST_CASE("delay= in the mail log, with Postfix's precision") {
+  CHECK(delivery::delay_text(0) == "0");
+  CHECK(delivery::delay_text(0.004) == "0");
+  CHECK(delivery::delay_text(0.123) == "0.12");
+  CHECK(delivery::delay_text(0.1) == "0.1");
+  CHECK(delivery::delay_text(3.456) == "3.46");
+  CHECK(delivery::delay_text(12.34) == "12.3");
+  CHECK(delivery::delay_text(35.0) == "35");
+  CHECK(delivery::delay_text(1234.56) == "1235");
+  CHECK(delivery::delay_text(-1.0) == "0");  // the clock stepped back
 }
