@@ -110,7 +110,7 @@ config from_table(const toml::table& root) {
     c.submission_allow_any_sender = n->as_boolean()->get();
   }
   if (const auto* t = sub_table(root, "http")) {
-    check_keys(*t, "http", {"listen", "token_file"});
+    check_keys(*t, "http", {"listen", "token_file", "loopback_needs_token"});
     if (const auto* n = t->get("listen")) {
       // One address ("127.0.0.1:8025") or a list of them; "" or [] turns the API off.
       if (n->is_string() && n->as_string()->get().empty()) {
@@ -124,6 +124,12 @@ config from_table(const toml::table& root) {
       }
     }
     if (const auto* n = t->get("token_file")) c.http_token_file = get_string(*n, "http.token_file");
+    if (const auto* n = t->get("loopback_needs_token")) {
+      if (!n->is_boolean()) throw bad_config{line_of(*n), "'http.loopback_needs_token' must be true or false"};
+      c.http_loopback_needs_token = n->as_boolean()->get();
+      if (c.http_loopback_needs_token && c.http_token_file.empty())
+        throw bad_config{line_of(*n), "'http.loopback_needs_token' needs 'http.token_file'"};
+    }
   }
   if (const auto* t = sub_table(root, "tls")) {
     check_keys(*t, "tls", {"cert_file", "key_file"});

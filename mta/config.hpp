@@ -82,6 +82,9 @@ struct config {
   tls_files tls;
   std::vector<endpoint> http_listen{{"127.0.0.1", 8025}};  // admin API and console; [] = off
   std::filesystem::path http_token_file;                    // bearer token for non-loopback clients
+  // Loopback clients need the token too: on a host with other local users,
+  // loopback is not only the operator.
+  bool http_loopback_needs_token = false;
   limits_config limits;
   local_config local;
   delivery_config delivery;

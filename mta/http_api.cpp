@@ -115,8 +115,14 @@ queue::database& http_api::db() {
 }
 
 http_response http_api::handle(const http_request& r) {
-  // Loopback is trusted like the CLI; anyone else needs the bearer token.
-  if (!is_loopback(r.client_ip)) {
+  const auto q = r.target.find('?');
+  const std::string path = r.target.substr(0, q);
+  const std::string query = q == std::string::npos ? "" : r.target.substr(q + 1);
+  // Loopback is trusted like the CLI (unless [http] loopback_needs_token);
+  // anyone else needs the bearer token. The console's own files hold nothing
+  // secret and are served to anyone, so that it can ask for the token.
+  const bool console = path == "/" || path == "/index.html" || path == "/app.js" || path == "/style.css";
+  if ((cfg_.http_loopback_needs_token || !is_loopback(r.client_ip)) && !console) {
     // RFC 6750 §2.1: the scheme is case-insensitive; the token is compared
     // in constant time so that its bytes cannot be guessed from timings.
     const auto sp = r.authorization.find(' ');
@@ -125,11 +131,8 @@ http_response http_api::handle(const http_request& r) {
               given.size() == token_.size();
     unsigned char diff = 0;
     for (std::size_t i = 0; ok && i < token_.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ token_[i]);
-    if (!ok || diff != 0) return error(401, "a bearer token is required from this address");
+    if (!ok || diff != 0) return error(401, "a bearer token is required");
   }
-  const auto q = r.target.find('?');
-  const std::string path = r.target.substr(0, q);
-  const std::string query = q == std::string::npos ? "" : r.target.substr(q + 1);
   try {
     return route(r, path, query);
   } catch (const queue::db_error& e) {

@@ -4,8 +4,24 @@
 const $ = (sel) => document.querySelector(sel);
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 
-async function api(path, options = {}) {
-  const r = await fetch(path, options);
+// Off loopback (or with [http] loopback_needs_token) the API wants the bearer
+// token: asked for once, kept for the tab's life in sessionStorage.
+const TOKEN_KEY = "tern-token";
+
+async function api(path, options = {}, retried = false) {
+  const sent = sessionStorage.getItem(TOKEN_KEY);
+  const headers = { ...(options.headers || {}), ...(sent ? { Authorization: `Bearer ${sent}` } : {}) };
+  const r = await fetch(path, { ...options, headers });
+  if (r.status === 401 && !retried) {
+    // prompt() blocks the page, so requests that failed at the same time
+    // find the token given meanwhile and only retry.
+    if (sessionStorage.getItem(TOKEN_KEY) === sent) {
+      const t = prompt("Tern admin API token (http.token_file)");
+      if (!t) throw new Error("the admin API needs its token");
+      sessionStorage.setItem(TOKEN_KEY, t.trim());
+    }
+    return api(path, options, true);
+  }
   const type = r.headers.get("content-type") || "";
   const body = type.startsWith("application/json") ? await r.json() : await r.text();
   if (!r.ok) throw new Error(body.error || r.statusText);

@@ -6,6 +6,9 @@
 // from held@client.test (held), deferred@client.test and doomed@client.test;
 // in bob@example.test's Maildir, one message whose subject is SUBJECT below.
 // Exits 0 when every check passed; prints what failed and exits 1 otherwise.
+// With TERN_CONSOLE_TOKEN=... the server wants its bearer token (as from
+// another host): the console must ask for it once, in a prompt, which the test
+// answers; the test's own API calls send it too.
 // With TERN_CONSOLE_DIR=/path/to/mta/console the page's own files come from
 // there rather than from the binary (to try a console change without a rebuild).
 // A screenshot is saved to tests/browser/artifacts/console.png either way.
@@ -27,6 +30,8 @@ const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), "artifacts");
 const STEP_TIMEOUT = 10_000;
 // TERN_CONSOLE_DIR=mta/console: serve the console's files from there (see below).
 const CONSOLE_DIR = process.env.TERN_CONSOLE_DIR || "";
+const TOKEN = process.env.TERN_CONSOLE_TOKEN || "";
+let prompts = 0;
 
 // Whatever happens, never run for more than 100 s.
 const watchdog = setTimeout(() => {
@@ -40,7 +45,8 @@ function check(cond, what) {
 }
 
 async function api(path, options = {}) {
-  const r = await fetch(BASE + path, { ...options, signal: AbortSignal.timeout(STEP_TIMEOUT) });
+  const headers = { ...(options.headers || {}), ...(TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {}) };
+  const r = await fetch(BASE + path, { ...options, headers, signal: AbortSignal.timeout(STEP_TIMEOUT) });
   const type = r.headers.get("content-type") || "";
   return { status: r.status, body: type.startsWith("application/json") ? await r.json() : await r.text() };
 }
@@ -222,6 +228,7 @@ async function run(page, problems, dialogs, expectedDialogs) {
   await page.click("#nav-queue");
   await page.locator("#queue-view").waitFor({ state: "visible", timeout: STEP_TIMEOUT });
   check((await page.locator("#queue tbody tr").count()) === 2, "queue rows after navigating back");
+  if (TOKEN) check(prompts === 1, `the console asked for the token ${prompts} times, not once`);
   const unexpected = dialogs.filter((d) => !expectedDialogs.includes(d));
   check(problems.length === 0 && unexpected.length === 0,
         `errors in the page: ${[...problems, ...unexpected.map((d) => `alert: ${d}`)].join(" | ")}`);
@@ -247,11 +254,18 @@ try {
   page.on("console", (m) => {
     // Chromium logs every 4xx answer; those the test asks for are expected.
     const url = m.location().url || "";
-    if (m.type() === "error" && !(url.endsWith("/favicon.ico") || url.endsWith("/NOSUCHID"))) {
+    // With a token, the first API calls are answered 401 until it is given.
+    const unauthorized = TOKEN && prompts <= 1 && m.text().includes("401");
+    if (m.type() === "error" && !unauthorized && !(url.endsWith("/favicon.ico") || url.endsWith("/NOSUCHID"))) {
       problems.push(`console: ${m.text()} (${url})`);
     }
   });
   page.on("dialog", async (d) => {
+    if (d.type() === "prompt" && TOKEN) {
+      ++prompts;
+      await d.accept(TOKEN);
+      return;
+    }
     dialogs.push(d.message());
     await d.dismiss();
   });

@@ -47,7 +47,7 @@ class Tern:
     """One `tern serve` process with a private data_dir and config file."""
 
     def __init__(self, host="127.0.0.1", port=2525, users=None, limits=None, extra="", relay_networks=None,
-                 submission=(), submissions=(), http="", http_token_file="",
+                 submission=(), submissions=(), http="", http_token_file="", http_loopback_needs_token=False,
                  domains=None, aliases=None, deliver=True, delivery=None, catch_all=None, run_as=None,
                  run_group="nogroup", hostname="mx.example.test", allow_any_sender=None):
         self.host = host
@@ -103,6 +103,7 @@ listen = {json.dumps(list(submissions))}
 [http]
 listen = {json.dumps(http)}
 token_file = {json.dumps(http_token_file)}
+loopback_needs_token = {json.dumps(bool(http_loopback_needs_token))}
 [limits]
 {lim_toml}
 [local]

@@ -8,6 +8,7 @@ import shutil
 import signal
 import smtplib
 import subprocess
+import tempfile
 import unittest
 import urllib.request
 
@@ -20,6 +21,7 @@ SCRIPT = os.path.join(BROWSER_DIR, "console.test.mjs")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 NODE = shutil.which("node")
 SUBJECT = "Hello <b>Bob</b> & co"  # as console.test.mjs expects it
+TOKEN = "console-test-token-8d1f0c"  # handed to console.test.mjs, which types it into the prompt
 
 
 def send(sender, rcpt, subject, body):
@@ -36,7 +38,15 @@ class ConsoleInBrowser(unittest.TestCase):
         if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
             self.fail("playwright-core is missing: run `npm install --no-audit --no-fund` in tests/browser "
                       "(tools/test does this before ctest)")
+        # The API wants its token even on loopback, so that the browser test
+        # covers the console asking for it (as it would from another host).
+        token_dir = tempfile.mkdtemp(prefix="tern-console-token-")
+        self.addCleanup(shutil.rmtree, token_dir, True)
+        token_file = os.path.join(token_dir, "token")
+        with open(token_file, "w") as f:
+            f.write(TOKEN + "\n")
         t = self.t = Tern(host=HOST, port=PORT, http=f"{HOST}:{HTTP_PORT}", deliver=True,
+                          http_token_file=token_file, http_loopback_needs_token=True,
                           delivery={"transports": {"remote.test": "[127.0.0.1]:9"}})
         self.addCleanup(shutil.rmtree, t.dir, True)
         self.addCleanup(t.stop)
@@ -73,7 +83,8 @@ class ConsoleInBrowser(unittest.TestCase):
             os.remove(shot)
         # Its own process group, so that a hung run is ended with its browser.
         p = subprocess.Popen([NODE, SCRIPT, f"http://{HOST}:{HTTP_PORT}"], cwd=BROWSER_DIR, start_new_session=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             env={**os.environ, "TERN_CONSOLE_TOKEN": TOKEN})
         try:
             stdout, _ = p.communicate(timeout=150)
         except subprocess.TimeoutExpired:

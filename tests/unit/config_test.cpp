@@ -112,6 +112,8 @@ TEST_CASE("bad files name the line and the problem") {
       {"[delivery]\ntls = \"always\"\n", 2, "must be \"none\", \"may\" or \"encrypt\""},
       {"[delivery]\ndns_servers = [\"dns.example:53\"]\n", 2, "is not address:port"},
       {"[delivery]\nsource_address = \"::1\"\n", 2, "must be an IPv4 address"},
+      {"[http]\nloopback_needs_token = true\n", 2, "needs 'http.token_file'"},
+      {"[http]\nloopback_needs_token = \"yes\"\n", 2, "must be true or false"},
       {"[delivery]\nsource_address6 = \"192.0.2.1\"\n", 2, "must be an IPv6 address"},
       {"[delivery]\nsource_address = \"mx.example\"\n", 2, "must be an IPv4 address"},
       {"[delivery.transports]\n\"a.test\" = \"[relay]:x\"\n", 2, "is not \"[host]:port\""},

@@ -74,7 +74,9 @@ TEST_CASE("a non-loopback client needs the bearer token") {
   // Refused before routing: an action on the queue is not even looked at.
   CHECK(f.call("192.0.2.1", "", "/api/v1/messages/X", "DELETE").status == 401);
   CHECK(f.call("192.0.2.1", "", "/metrics").status == 401);
-  CHECK(f.call("192.0.2.1", "", "/").status == 401);
+  // The console's own files hold nothing secret: it must load to ask for the token.
+  for (const char* file : {"/", "/index.html", "/app.js", "/style.css"}) CHECK(f.call("192.0.2.1", "", file).status == 200);
+  CHECK(f.call("192.0.2.1", "", "/favicon.ico").status == 401);
   CHECK(f.call("192.0.2.1", "Bearer secret", "/api/v1/messages/X", "DELETE").status == 404);
 }
 
@@ -86,6 +88,20 @@ TEST_CASE("loopback clients need no token") {
       INFO(auth);
       CHECK(f.call(ip, auth).status == 200);
     }
+  }
+}
+
+TEST_CASE("with loopback_needs_token, loopback clients need the token too") {
+  fixture f;
+  f.cfg.http_loopback_needs_token = true;
+  for (const char* ip : {"127.0.0.1", "::1", "192.0.2.1"}) {
+    INFO(ip);
+    CHECK(f.call(ip, "").status == 401);
+    CHECK(f.call(ip, "Bearer wrong").status == 401);
+    CHECK(f.call(ip, "", "/api/v1/queue").status == 401);
+    CHECK(f.call(ip, "Bearer secret").status == 200);
+    CHECK(f.call(ip, "Bearer secret", "/api/v1/queue").status == 200);
+    CHECK(f.call(ip, "", "/app.js").status == 200);
   }
 }
 
