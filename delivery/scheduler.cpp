@@ -270,11 +270,6 @@ void scheduler::finished_one(pool& p) {
   dispatch_cv_.notify_all();
 }
 
-bool scheduler::is_local(const std::string& address) const {
-  const auto d = domain_of(address);
-  return d.empty() || dir_.is_local_domain(d);
-}
-
 void scheduler::deliver_local(queue::database& db, const queue::due_recipient& r) {
   const auto data = queue::message_data(db, r.message_id);
   if (!data) {  // deleted (tern queue delete) after it was leased
@@ -293,8 +288,11 @@ void scheduler::deliver_local(queue::database& db, const queue::due_recipient& r
 // group it concerns, as Postfix's bounce daemon gathers them.
 void scheduler::record(const std::vector<queue::due_recipient>& group, std::vector<outcome> outcomes,
                        const std::string& data, pool& p) {
-  const auto now = static_cast<std::int64_t>(std::time(nullptr));
   const auto& first = group.front();
+  const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const std::int64_t now = now_us / 1000000;
 
   struct done_info {
     std::string line;
@@ -302,9 +300,6 @@ void scheduler::record(const std::vector<queue::due_recipient>& group, std::vect
     double delay;
   };
   // From arrival (the queue ID is its timestamp in microseconds) to now.
-  const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
   const auto arrived_us = queue::id_generator::decode(first.message_id);
   const double delay = arrived_us ? static_cast<double>(now_us - static_cast<std::int64_t>(*arrived_us)) / 1e6
                                   : static_cast<double>(now - first.received_at);

@@ -93,7 +93,6 @@ class scheduler {
   bool remote_startable() const;  // with mu_ held
   void record(const std::vector<queue::due_recipient>& group, std::vector<outcome> outcomes, const std::string& data,
               pool& p);
-  bool is_local(const std::string& address) const;
   bool run_sync(std::function<void(queue::database&)> f);
   void finished_one(pool& p);
 

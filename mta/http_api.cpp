@@ -21,10 +21,15 @@ namespace mta {
 namespace fs = std::filesystem;
 namespace {
 
-http_response json(int status, std::string body) { return {status, "application/json", std::move(body), {}}; }
+http_response json(int status, std::string body) { return {status, "application/json", std::move(body)}; }
 http_response error(int status, std::string_view what) {
   return json(status, fmt::format(R"({{"error":{}}})", json_quote(what)));
 }
+// The web console's own files: nothing secret, served without the token.
+bool is_console_file(const std::string& path) {
+  return path == "/" || path == "/index.html" || path == "/app.js" || path == "/style.css";
+}
+
 http_response not_allowed(std::string allow) {
   auto r = error(405, "method not allowed; use " + allow);
   r.allow = std::move(allow);
@@ -121,8 +126,7 @@ http_response http_api::handle(const http_request& r) {
   // Loopback is trusted like the CLI (unless [http] loopback_needs_token);
   // anyone else needs the bearer token. The console's own files hold nothing
   // secret and are served to anyone, so that it can ask for the token.
-  const bool console = path == "/" || path == "/index.html" || path == "/app.js" || path == "/style.css";
-  if ((cfg_.http_loopback_needs_token || !is_loopback(r.client_ip)) && !console) {
+  if ((cfg_.http_loopback_needs_token || !is_loopback(r.client_ip)) && !is_console_file(path)) {
     // RFC 6750 §2.1: the scheme is case-insensitive; the token is compared
     // in constant time so that its bytes cannot be guessed from timings.
     const auto sp = r.authorization.find(' ');
@@ -158,12 +162,12 @@ http_response http_api::route(const http_request& r, const std::string& path, co
   }
   if (path == "/metrics") {
     if (!get) return not_allowed("GET, HEAD");
-    return {200, "text/plain; version=0.0.4", metrics_ ? metrics_(queue::stats(db())) : "", {}};
+    return {200, "text/plain; version=0.0.4", metrics_ ? metrics_(queue::stats(db())) : ""};
   }
-  if (path == "/" || path == "/index.html" || path == "/app.js" || path == "/style.css") {
+  if (is_console_file(path)) {
     const auto file = console_file(path == "/" ? "/index.html" : path);
     if (!file) return error(404, "no such file");
-    return {200, std::string(file->content_type), std::string(file->body), {}};
+    return {200, std::string(file->content_type), std::string(file->body)};
   }
   if (parts.size() < 3 || parts[0] != "api" || parts[1] != "v1") return error(404, "no such endpoint");
   // A request body, where one is allowed, must be JSON (an empty body is fine).
@@ -230,7 +234,7 @@ http_response http_api::route(const http_request& r, const std::string& path, co
     if (parts.size() == 5 && parts[4] == "raw" && get) {
       const auto data = queue::message_data(db(), id);
       if (!data) return error(404, "no message with ID " + id);
-      return {200, "message/rfc822", *data, {}};
+      return {200, "message/rfc822", *data};
     }
     if (parts.size() == 5 && r.method == "POST") {
       const auto& action = parts[4];
@@ -268,7 +272,7 @@ http_response http_api::route(const http_request& r, const std::string& path, co
       const auto& file = parts[4];
       if (file.empty() || file.front() == '.' || file.find('/') != std::string::npos) return error(400, "bad file name");
       for (const char* folder : {"new", "cur"})
-        if (fs::is_regular_file(box / folder / file)) return {200, "message/rfc822", slurp(box / folder / file), {}};
+        if (fs::is_regular_file(box / folder / file)) return {200, "message/rfc822", slurp(box / folder / file)};
       return error(404, "no such message in " + name);
     }
     struct entry {

@@ -22,10 +22,10 @@
 #include <thread>
 
 #include "mta/http_server.hpp"
+#include "mta/directory_reloader.hpp"
 #include "mta/maillog.hpp"
 #include "mta/server_context.hpp"
 #include "mta/smtp_connection.hpp"
-#include "mta/directory_reloader.hpp"
 
 namespace mta {
 namespace net = boost::asio;
@@ -123,7 +123,6 @@ net::awaitable<void> http_accept_loop(tcp::acceptor& acc, server_context& ctx, h
   }
 }
 
-// Waits until every session has ended or the grace period is over.
 // Looks at the users and configuration files every 2 s until the timer is
 // cancelled (shutdown).
 net::awaitable<void> watch_directory_files(net::steady_timer& timer, directory_reloader& files) {
@@ -135,6 +134,7 @@ net::awaitable<void> watch_directory_files(net::steady_timer& timer, directory_r
   }
 }
 
+// Waits until every session has ended or the grace period is over.
 net::awaitable<void> drain(server_context& ctx, io_pool& pool) {
   net::steady_timer t(pool.all().front());
   const auto deadline = std::chrono::steady_clock::now() + shutdown_grace;
